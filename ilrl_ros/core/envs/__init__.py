@@ -1,0 +1,1 @@
+"""Simulated robots for the learning core: the corridor-following robot and the pendulum."""

@@ -1,0 +1,209 @@
+"""Turn the newest sensor readings into the task's observation vector, or say why not.
+
+``extract_observation`` is the pure function the simulators and the dataset converter use;
+``ObservationAssembler`` adds what a live loop needs: the newest reading per source, stamp
+synchronisation, and staleness, so that stale or malformed input is caught here and never
+reaches a policy as numbers.
+"""
+
+from dataclasses import dataclass
+import math
+
+import numpy as np
+
+from ilrl_ros.core.readings import JointReading, OdomReading, READING_TYPES, ScanReading
+from ilrl_ros.core.spec import ObservationField, TaskSpec
+
+
+class ObservationError(ValueError):
+    """An input cannot be turned into an observation; the message names it and why."""
+
+
+class StaleObservation(ObservationError):
+    """An input is missing or older than the spec allows."""
+
+
+def _scan_bins(field: ObservationField, scan: ScanReading) -> np.ndarray:
+    ranges = np.asarray(scan.ranges, dtype=np.float64)
+    if ranges.ndim != 1 or ranges.size == 0:
+        raise ObservationError(f'source {field.source!r}: the scan has no ranges')
+    if not (math.isfinite(scan.angle_min) and math.isfinite(scan.angle_increment)) \
+            or scan.angle_increment == 0.0:
+        raise ObservationError(
+            f'source {field.source!r}: angle_min/angle_increment must be finite and the '
+            f'increment non-zero, got {scan.angle_min}, {scan.angle_increment}')
+    if np.isnan(ranges).any():
+        bad = int(np.isnan(ranges).sum())
+        raise ObservationError(f'source {field.source!r}: {bad} of {ranges.size} ranges are '
+                               f'NaN (an erroneous measurement; expected a range or +/-inf)')
+    # REP 117: +inf means no return within range, -inf an object closer than range_min.
+    # Finite readings below range_min are invalid returns, counted as nothing seen.
+    values = np.where(np.isneginf(ranges), 0.0, ranges)
+    values = np.where(np.isfinite(values) & (values < scan.range_min) & (values > 0.0),
+                      np.inf, values)
+    values = np.minimum(values, field.max_range)
+    width = 2.0 * math.pi / field.bins
+    angles = np.mod(scan.angles() + math.pi, 2.0 * math.pi)
+    index = np.minimum((angles / width).astype(np.int64), field.bins - 1)
+    out = np.full(field.bins, np.inf)
+    np.minimum.at(out, index, values)
+    empty = np.flatnonzero(np.isinf(out))
+    if empty.size:
+        raise ObservationError(
+            f'source {field.source!r}: scan sectors {empty.tolist()} of {field.bins} contain '
+            f'no ray; the spec expects a 360-degree scan '
+            f'(got {ranges.size} rays from {scan.angle_min:.3f} rad)')
+    return out
+
+
+def _odom_values(field: ObservationField, odom: OdomReading) -> np.ndarray:
+    named = {'x': odom.x, 'y': odom.y, 'yaw': odom.yaw, 'cos_yaw': math.cos(odom.yaw),
+             'sin_yaw': math.sin(odom.yaw), 'vx': odom.vx, 'vy': odom.vy, 'wz': odom.wz}
+    return np.array([named[c] for c in field.components], dtype=np.float64)
+
+
+def _joint_values(field: ObservationField, joints: JointReading) -> np.ndarray:
+    names = list(joints.names)
+    out = []
+    for joint in field.joints:
+        if joint not in names:
+            raise ObservationError(f'source {field.source!r}: joint {joint!r} is not in the '
+                                   f'message (it names {names})')
+        i = names.index(joint)
+        for component in field.components:
+            array = {'position': joints.position, 'cos': joints.position,
+                     'sin': joints.position, 'velocity': joints.velocity,
+                     'effort': joints.effort}[component]
+            kind = 'position' if component in ('cos', 'sin') else component
+            if len(array) != len(names):
+                raise ObservationError(
+                    f'source {field.source!r}: {len(names)} joint names but {len(array)} '
+                    f'{kind} values; expected one per name')
+            value = float(array[i])
+            if component == 'cos':
+                value = math.cos(value)
+            elif component == 'sin':
+                value = math.sin(value)
+            out.append(value)
+    return np.array(out, dtype=np.float64)
+
+
+def extract_field(field: ObservationField, reading) -> np.ndarray:
+    """Return one field's scaled values from its source's reading."""
+    expected = READING_TYPES[field.kind][0]
+    if not isinstance(reading, expected):
+        raise ObservationError(f'source {field.source!r}: expected a {expected.__name__}, '
+                               f'got {type(reading).__name__}')
+    if field.kind == 'laser_scan':
+        raw = _scan_bins(field, reading)
+    elif field.kind == 'odometry':
+        raw = _odom_values(field, reading)
+    else:
+        raw = _joint_values(field, reading)
+    if not np.all(np.isfinite(raw)):
+        raise ObservationError(f'source {field.source!r}: non-finite values {raw.tolist()} '
+                               f'in {", ".join(field.labels())}')
+    return (raw - field.offset) * field.scale
+
+
+def extract_observation(spec: TaskSpec, readings: dict) -> np.ndarray:
+    """Build the observation vector from a reading per source (the spec's field order)."""
+    parts = []
+    for field in spec.observation.fields:
+        if field.source not in readings:
+            raise StaleObservation(f'source {field.source!r} '
+                                   f'({spec.sources[field.source].topic}) has no reading')
+        parts.append(extract_field(field, readings[field.source]))
+    return np.concatenate(parts).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """An assembled observation vector and the stamp of the newest input in it."""
+
+    vector: np.ndarray
+    stamp_ns: int
+
+
+class ObservationAssembler:
+    """Holds the newest reading of each source and assembles observations from them.
+
+    ``poll()`` is for event-driven loops: it returns a new observation once every source has
+    a reading whose stamp agrees with the newest within the spec's sync tolerance, and
+    nothing until a newer set is complete. ``latest(now_ns)`` is for timer-driven loops: it
+    returns the current observation, or raises ``StaleObservation`` when an input is missing
+    or older than ``max_age_s``.
+    """
+
+    def __init__(self, spec: TaskSpec, sources: tuple = ()):
+        self.spec = spec
+        self.sources = tuple(sources) or spec.observation.sources
+        self._readings: dict = {}
+        self._last_emitted_ns = -1
+        self._tolerance_ns = int(spec.observation.sync_tolerance_s * 1e9)
+        self._max_age_ns = int(spec.observation.max_age_s * 1e9)
+
+    def update(self, source: str, reading) -> None:
+        """Store a source's newest reading (an older stamp than the stored one is ignored)."""
+        if source not in self.sources:
+            raise KeyError(f'source {source!r} is not one this assembler reads')
+        old = self._readings.get(source)
+        if reading.stamp_ns <= self._last_emitted_ns and old is None:
+            return
+        if old is None or reading.stamp_ns >= old.stamp_ns:
+            self._readings[source] = reading
+
+    def clear(self, not_before_ns: int = -1) -> None:
+        """Forget readings (with ``not_before_ns``: only older ones, and ignore such from now on).
+
+        Used after a reset, so nothing from before it is reused.
+        """
+        self._readings = {k: r for k, r in self._readings.items()
+                          if 0 <= not_before_ns <= r.stamp_ns}
+        self._last_emitted_ns = max(self._last_emitted_ns, not_before_ns - 1)
+
+    def readings(self) -> dict:
+        return dict(self._readings)
+
+    def newest_stamp_ns(self) -> int:
+        return max((r.stamp_ns for r in self._readings.values()), default=-1)
+
+    def complete_set(self) -> bool:
+        """Whether every source has a reading and all stamps agree within tolerance."""
+        if len(self._readings) < len(self.sources):
+            return False
+        stamps = [self._readings[s].stamp_ns for s in self.sources]
+        return max(stamps) - min(stamps) <= self._tolerance_ns
+
+    def poll_readings(self):
+        """Return (readings, stamp_ns) once per new synchronised set, else None."""
+        if not self.complete_set():
+            return None
+        stamp = self.newest_stamp_ns()
+        if stamp <= self._last_emitted_ns:
+            return None
+        self._last_emitted_ns = stamp
+        return dict(self._readings), stamp
+
+    def poll(self):
+        """Return a new synchronised Observation, or None when no new complete set exists."""
+        found = self.poll_readings()
+        if found is None:
+            return None
+        readings, stamp = found
+        return Observation(vector=extract_observation(self.spec, readings), stamp_ns=stamp)
+
+    def latest(self, now_ns: int) -> Observation:
+        """Return the observation from the newest readings if every input is fresh enough."""
+        for source in self.sources:
+            topic = self.spec.sources[source].topic
+            reading = self._readings.get(source)
+            if reading is None:
+                raise StaleObservation(f'no message yet on {topic!r} (source {source!r})')
+            age = now_ns - reading.stamp_ns
+            if age > self._max_age_ns:
+                raise StaleObservation(
+                    f'{topic!r} is {age / 1e9:.3f} s old; the task allows '
+                    f'{self.spec.observation.max_age_s:.3f} s (observation.max_age_s)')
+        return Observation(vector=extract_observation(self.spec, self._readings),
+                           stamp_ns=self.newest_stamp_ns())

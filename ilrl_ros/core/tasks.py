@@ -1,0 +1,78 @@
+"""Build a task's simulator and expert from its spec.
+
+An expert maps the current readings (keyed by source name) to an action vector in the
+spec's action order, so the same expert code labels simulated states and drives the robot
+through the ``expert`` node.
+"""
+
+import numpy as np
+
+from ilrl_ros.core.spec import TaskSpec
+
+SIMULATORS = ('track_follow', 'pendulum')
+
+
+def make_env(spec: TaskSpec):
+    """Return the gymnasium environment named by the spec's ``robot.sim``."""
+    if spec.sim == 'track_follow':
+        from ilrl_ros.core.envs.track_follow import TrackFollowEnv
+        return TrackFollowEnv(spec)
+    if spec.sim == 'pendulum':
+        from ilrl_ros.core.envs.pendulum import PendulumEnv
+        return PendulumEnv(spec)
+    raise ValueError(f'robot.sim {spec.sim!r} is not a known simulator; known: '
+                     f'{", ".join(SIMULATORS)}')
+
+
+class TrackExpert:
+    """Pure pursuit on the known centerline, from the odometry pose (privileged)."""
+
+    def __init__(self, spec: TaskSpec, **options):
+        from ilrl_ros.core.envs.track_geometry import make_track
+        from ilrl_ros.core.experts.pure_pursuit import PurePursuit
+        params = spec.sim_params
+        self.spec = spec
+        self.track = make_track(params.get('track', 'default'),
+                                width=float(params.get('width', 1.0)))
+        self.controller = PurePursuit(self.track, **options)
+        (self.source,) = [s.name for s in spec.sources.values() if s.kind == 'odometry']
+
+    @property
+    def sources(self) -> tuple:
+        return (self.source,)
+
+    def act(self, readings: dict) -> np.ndarray:
+        odom = readings[self.source]
+        v, w = self.controller.act(odom.x, odom.y, odom.yaw)
+        named = {'linear.x': v, 'angular.z': w}
+        return np.array([named.get(f, 0.0) for f in self.spec.action.fields])
+
+
+class PendulumExpert:
+    """Energy-pumping swing-up with an LQR catch near upright, from the joint state."""
+
+    def __init__(self, spec: TaskSpec, **options):
+        from ilrl_ros.core.experts.pendulum_swingup import SwingUpLQR
+        self.spec = spec
+        self.joint = str(spec.sim_params.get('joint', 'pendulum_joint'))
+        self.controller = SwingUpLQR(max_torque=float(spec.action.high[0]), **options)
+        (self.source,) = [s.name for s in spec.sources.values() if s.kind == 'joint_state']
+
+    @property
+    def sources(self) -> tuple:
+        return (self.source,)
+
+    def act(self, readings: dict) -> np.ndarray:
+        joints = readings[self.source]
+        i = list(joints.names).index(self.joint)
+        u = self.controller.act(float(joints.position[i]), float(joints.velocity[i]))
+        return np.full(self.spec.action.size, u, dtype=np.float64)
+
+
+def make_expert(spec: TaskSpec, **options):
+    """Return the task's scripted/privileged expert."""
+    if spec.sim == 'track_follow':
+        return TrackExpert(spec, **options)
+    if spec.sim == 'pendulum':
+        return PendulumExpert(spec, **options)
+    raise ValueError(f'no expert for robot.sim {spec.sim!r}; known: {", ".join(SIMULATORS)}')

@@ -1,0 +1,136 @@
+"""Conversions between ROS 2 messages and the core's readings and action vectors.
+
+The only place that knows both sides: nodes, the bag converter and the mock robot all go
+through it, so a message means the same numbers everywhere.
+"""
+
+import importlib
+import math
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Twist, TwistStamped
+import numpy as np
+from std_msgs.msg import Float64MultiArray
+
+from ilrl_ros.core.observation import ObservationError
+from ilrl_ros.core.readings import JointReading, OdomReading, READING_TYPES, ScanReading
+from ilrl_ros.core.spec import ActionSpec
+
+
+def message_class(type_name: str):
+    """Import a message class from its ROS type name, e.g. ``sensor_msgs/msg/LaserScan``."""
+    try:
+        package, kind, name = type_name.split('/')
+        return getattr(importlib.import_module(f'{package}.{kind}'), name)
+    except (ValueError, ImportError, AttributeError):
+        raise ValueError(f'message type {type_name!r} cannot be imported; expected '
+                         f'"package/msg/Name" of an installed interface package') from None
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def reading_from_message(kind: str, msg, source: str = ''):
+    """Convert a LaserScan / Odometry / JointState message into the core's reading."""
+    where = f'source {source!r}: ' if source else ''
+    stamp = stamp_to_ns(msg.header.stamp)
+    if kind == 'laser_scan':
+        return ScanReading(stamp_ns=stamp, angle_min=float(msg.angle_min),
+                           angle_increment=float(msg.angle_increment),
+                           range_min=float(msg.range_min), range_max=float(msg.range_max),
+                           ranges=np.asarray(msg.ranges, dtype=np.float64))
+    if kind == 'odometry':
+        p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
+        values = (p.x, p.y, q.x, q.y, q.z, q.w, t.linear.x, t.linear.y, t.angular.z)
+        if not all(math.isfinite(v) for v in values):
+            raise ObservationError(f'{where}odometry has non-finite pose or twist values')
+        norm = math.sqrt(q.x ** 2 + q.y ** 2 + q.z ** 2 + q.w ** 2)
+        if abs(norm - 1.0) > 1e-3:
+            raise ObservationError(f'{where}odometry orientation is not a unit quaternion '
+                                   f'(norm {norm:.4f})')
+        return OdomReading(stamp_ns=stamp, x=p.x, y=p.y, yaw=yaw_from_quaternion(
+            q.x, q.y, q.z, q.w), vx=t.linear.x, vy=t.linear.y, wz=t.angular.z)
+    if kind == 'joint_state':
+        return JointReading(stamp_ns=stamp, names=tuple(msg.name),
+                            position=np.asarray(msg.position, dtype=np.float64),
+                            velocity=np.asarray(msg.velocity, dtype=np.float64),
+                            effort=np.asarray(msg.effort, dtype=np.float64))
+    raise ValueError(f'unknown source kind {kind!r}; expected one of {tuple(READING_TYPES)}')
+
+
+def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_link'):
+    """Build the message a robot driver would publish for a reading (mock robot side)."""
+    if isinstance(reading, ScanReading):
+        from sensor_msgs.msg import LaserScan
+        msg = LaserScan()
+        msg.angle_min = float(reading.angle_min)
+        msg.angle_increment = float(reading.angle_increment)
+        msg.angle_max = float(reading.angle_min + reading.angle_increment *
+                              (len(reading.ranges) - 1))
+        msg.range_min, msg.range_max = float(reading.range_min), float(reading.range_max)
+        msg.ranges = np.asarray(reading.ranges, dtype=np.float32).tolist()
+    elif isinstance(reading, OdomReading):
+        from nav_msgs.msg import Odometry
+        msg = Odometry()
+        msg.child_frame_id = child_frame_id
+        msg.pose.pose.position.x, msg.pose.pose.position.y = reading.x, reading.y
+        msg.pose.pose.orientation.z = math.sin(reading.yaw / 2.0)
+        msg.pose.pose.orientation.w = math.cos(reading.yaw / 2.0)
+        msg.twist.twist.linear.x, msg.twist.twist.linear.y = reading.vx, reading.vy
+        msg.twist.twist.angular.z = reading.wz
+    elif isinstance(reading, JointReading):
+        from sensor_msgs.msg import JointState
+        msg = JointState()
+        msg.name = list(reading.names)
+        msg.position = [float(v) for v in reading.position]
+        msg.velocity = [float(v) for v in reading.velocity]
+        msg.effort = [float(v) for v in reading.effort]
+    else:
+        raise TypeError(f'no message for a {type(reading).__name__}')
+    msg.header.stamp = ns_to_stamp(reading.stamp_ns)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def action_message(spec: ActionSpec, action: np.ndarray, stamp_ns: int = 0,
+                   frame_id: str = 'base_link'):
+    """Build the command message for an action vector (already checked and clamped)."""
+    if spec.type == 'twist':
+        msg = TwistStamped() if spec.stamped else Twist()
+        twist = msg.twist if spec.stamped else msg
+        for name, value in zip(spec.fields, action):
+            group, axis = name.split('.')
+            setattr(getattr(twist, group), axis, float(value))
+        if spec.stamped:
+            msg.header.stamp = ns_to_stamp(stamp_ns)
+            msg.header.frame_id = frame_id
+        return msg
+    msg = Float64MultiArray()
+    msg.data = [float(v) for v in action]
+    return msg
+
+
+def action_from_message(spec: ActionSpec, msg) -> np.ndarray:
+    """Read the action vector back out of a command message (robot and bag side)."""
+    if spec.type == 'twist':
+        twist = msg.twist if spec.stamped else msg
+        return np.array([getattr(getattr(twist, name.split('.')[0]), name.split('.')[1])
+                         for name in spec.fields], dtype=np.float64)
+    data = np.asarray(msg.data, dtype=np.float64)
+    if data.size != spec.size:
+        raise ValueError(f'command on {spec.topic!r} has {data.size} values; the task expects '
+                         f'{spec.size} ({", ".join(spec.fields)})')
+    return data
+
+
+def action_message_class(spec: ActionSpec):
+    return message_class(spec.message_type)

@@ -1,0 +1,437 @@
+r"""The demo_recorder node: record demonstration topics into crash-safe rosbag2 MCAP bags.
+
+Examples::
+
+    ros2 run ilrl_ros demo_recorder --ros-args -p output_dir:=bags \
+        -p topics:='[/joint_states, /cmd_vel, /scan]'
+    ros2 service call /demo_recorder/stop std_srvs/srv/Trigger    # close the bag
+    ros2 service call /demo_recorder/start std_srvs/srv/Trigger   # start the next one
+    ros2 topic echo /demo_recorder/status                         # JSON: recording, bag, counts
+
+Data flow::
+
+    publishers --(serialized CDR, QoS matched to what they offer)--> demo_recorder
+        --> BagWriter --> <output_dir>/<bag_name>/{<bag_name>_0.mcap, metadata.yaml}
+
+Messages are never deserialized. The bag is flushed every ``flush_interval_s``, so a recorder
+killed with SIGKILL loses at most that much; SIGINT/SIGTERM close the bag cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import datetime
+import functools
+import json
+from pathlib import Path
+import sys
+import threading
+from typing import Any, Optional, Sequence
+
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rcl_interfaces.msg import ParameterDescriptor
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from ilrl_ros.bag import BagError, BagWriter, message_class, qos_profiles_yaml
+from ilrl_ros.qos import LATCHED
+
+# Deep enough that a flush (fsync) stalling the executor does not drop messages from a
+# reliable publisher at a few hundred Hz.
+SUBSCRIPTION_DEPTH = 100
+STATUS_PERIOD_S = 1.0
+
+
+class RecorderError(Exception):
+    """A start/stop request that cannot be honoured; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """demo_recorder's parameters, read once at start-up."""
+
+    topics: tuple[str, ...]
+    """Topics to record; relative names are resolved in the node's namespace."""
+    output_dir: str = 'bags'
+    """Directory that receives one bag directory per recording."""
+    bag_name: str = ''
+    """Name of the bag directory; empty means ``demo_<UTC timestamp>``."""
+    flush_interval_s: float = 1.0
+    """Seconds between flushes to disk: the most a killed recorder can lose."""
+    autostart: bool = True
+    """Start recording as soon as the node is up (else wait for ``~/start``)."""
+    discovery_period_s: float = 0.5
+    """Seconds between looks at the ROS graph for topics not yet advertised."""
+
+    def __post_init__(self) -> None:
+        if not self.topics or not all(self.topics):
+            raise ValueError(
+                f'demo_recorder needs non-empty topic names to record, got {list(self.topics)}; '
+                "pass them as -p topics:='[/joint_states, /cmd_vel]'.")
+        for name in ('flush_interval_s', 'discovery_period_s'):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(
+                    f'demo_recorder parameter {name} must be a positive number of seconds, '
+                    f'got {value!r}.')
+
+
+def adapt_qos(offered: Sequence[QoSProfile]) -> QoSProfile:
+    """Return the QoS to request so that every publisher offering ``offered`` is matched.
+
+    As rosbag2 does: reliable only if every publisher is reliable (a reliable subscription does
+    not match a best-effort publisher), transient local only if every publisher offers it (then
+    their latched messages are recorded too); everything else is always compatible.
+    """
+    reliable = bool(offered) and all(
+        profile.reliability == ReliabilityPolicy.RELIABLE for profile in offered)
+    latched = bool(offered) and all(
+        profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for profile in offered)
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=SUBSCRIPTION_DEPTH,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+
+
+def is_stricter(current: QoSProfile, needed: QoSProfile) -> bool:
+    """Tell whether ``current`` asks for more than ``needed`` and so misses a publisher."""
+    return ((current.reliability == ReliabilityPolicy.RELIABLE
+             and needed.reliability != ReliabilityPolicy.RELIABLE)
+            or (current.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                and needed.durability != DurabilityPolicy.TRANSIENT_LOCAL))
+
+
+def default_bag_name(now: Optional[datetime.datetime] = None) -> str:
+    """Return ``demo_<UTC timestamp>``, e.g. ``demo_20250131T142501Z``."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return f'demo_{now:%Y%m%dT%H%M%SZ}'
+
+
+@dataclass
+class _Recorded:
+    subscription: Any
+    type_name: str
+    qos: QoSProfile
+
+
+class DemoRecorder(Node):
+    """Record the configured topics, serialized, into one bag per start/stop cycle."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('demo_recorder', **kwargs)
+        try:
+            self.config = self._read_parameters()
+            self._topics = self._resolve_topics(self.config.topics)
+        except ValueError:
+            super().destroy_node()
+            raise
+        # Executor threads (subscriptions, timers, services) and destroy_node share the state.
+        self._state_lock = threading.RLock()
+        self._bag: Optional[BagWriter] = None
+        self._recorded: dict[str, _Recorded] = {}
+        self._waiting: list[str] = []
+        self._problems: dict[str, str] = {}
+
+        self._status_publisher = self.create_publisher(String, '~/status', LATCHED)
+        self.create_service(Trigger, '~/start', self._on_start)
+        self.create_service(Trigger, '~/stop', self._on_stop)
+        # Steady clock: with use_sim_time a paused simulation must not stop flushing.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self.config.discovery_period_s, self._discover, clock=steady)
+        self.create_timer(self.config.flush_interval_s, self._flush, clock=steady)
+        self.create_timer(STATUS_PERIOD_S, self._on_status_timer, clock=steady)
+
+        if self.config.autostart:
+            self.start_recording()
+        else:
+            self._publish_status()
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def _read_parameters(self) -> RecorderConfig:
+        def describe(text: str) -> ParameterDescriptor:
+            return ParameterDescriptor(description=text)
+
+        # An empty list cannot carry the string-array type, so declare the type and then set
+        # the empty default explicitly.
+        self.declare_parameter('topics', Parameter.Type.STRING_ARRAY, describe(
+            'Topics to record; relative names are resolved in the node namespace.'))
+        if self.get_parameter_or('topics', None).value is None:
+            self.set_parameters([Parameter('topics', Parameter.Type.STRING_ARRAY, [])])
+        self.declare_parameter('output_dir', 'bags', describe(
+            'Directory that receives one bag directory per recording.'))
+        self.declare_parameter('bag_name', '', describe(
+            'Bag directory name; empty means demo_<UTC timestamp>.'))
+        self.declare_parameter('flush_interval_s', 1.0, describe(
+            'Seconds between flushes to disk: the most a killed recorder can lose.'))
+        self.declare_parameter('autostart', True, describe(
+            'Start recording at start-up instead of waiting for ~/start.'))
+        self.declare_parameter('discovery_period_s', 0.5, describe(
+            'Seconds between looks at the ROS graph for topics not yet advertised.'))
+        value = self.get_parameter_or('topics', None).value
+        return RecorderConfig(
+            topics=tuple(value or ()),
+            output_dir=self.get_parameter('output_dir').value,
+            bag_name=self.get_parameter('bag_name').value,
+            flush_interval_s=float(self.get_parameter('flush_interval_s').value),
+            autostart=self.get_parameter('autostart').value,
+            discovery_period_s=float(self.get_parameter('discovery_period_s').value),
+        )
+
+    def _resolve_topics(self, topics: Sequence[str]) -> tuple[str, ...]:
+        try:
+            return tuple(dict.fromkeys(self.resolve_topic_name(topic) for topic in topics))
+        except Exception as error:  # rclpy raises several types for invalid names
+            raise ValueError(
+                f'demo_recorder cannot resolve topics {list(topics)}: {error}; use valid ROS '
+                'topic names such as /cmd_vel or joint_states.') from error
+
+    # -- recording ----------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        """True while a bag is open."""
+        return self._bag is not None
+
+    def start_recording(self) -> Path:
+        """Open a new bag and subscribe to the topics that are already advertised."""
+        with self._state_lock:
+            if self._bag is not None:
+                raise RecorderError(
+                    f'Already recording to {self._bag.path}; call ~/stop before starting again.')
+            path = self._new_bag_path().resolve()
+            self._bag = BagWriter(path, flush_interval_s=self.config.flush_interval_s)
+            self._waiting = list(self._topics)
+            self._problems.clear()
+        self.get_logger().info(f'Recording {", ".join(self._topics)} to {path}')
+        self._discover()
+        self._publish_status()
+        return path
+
+    def stop_recording(self) -> tuple[Path, dict[str, int]]:
+        """Close the bag; return its path and the messages recorded per topic."""
+        path, counts = self._close_bag()
+        self._publish_status()
+        total = sum(counts.values())
+        self.get_logger().info(f'Closed {path} with {total} messages')
+        return path, counts
+
+    def _close_bag(self) -> tuple[Path, dict[str, int]]:
+        with self._state_lock:
+            if self._bag is None:
+                raise RecorderError('Not recording; call ~/start first.')
+            for recorded in self._recorded.values():
+                self.destroy_subscription(recorded.subscription)
+            self._recorded.clear()
+            self._waiting = []
+            bag, self._bag = self._bag, None
+            counts = bag.counts
+            bag.close()
+        return bag.path, counts
+
+    def _new_bag_path(self) -> Path:
+        base = self.config.bag_name or default_bag_name()
+        path = Path(self.config.output_dir) / base
+        suffix = 1
+        # A second recording in the same second, or with a fixed bag_name, gets a new directory
+        # instead of failing.
+        while path.exists():
+            path = Path(self.config.output_dir) / f'{base}_{suffix}'
+            suffix += 1
+        return path
+
+    def _on_message(self, topic: str, data: bytes, info: Any) -> None:
+        with self._state_lock:
+            bag = self._bag
+            if bag is None or topic not in self._recorded:
+                return
+            publish_time = info.get('source_timestamp') if isinstance(info, dict) else None
+            try:
+                bag.write(topic, data, self.get_clock().now().nanoseconds, publish_time)
+            except (BagError, OSError) as error:
+                self.get_logger().error(
+                    f'Cannot write a message of {topic} to {bag.path}: {error}',
+                    throttle_duration_sec=5.0)
+
+    def _flush(self) -> None:
+        with self._state_lock:
+            if self._bag is None:
+                return
+            try:
+                self._bag.flush()
+            except OSError as error:
+                self.get_logger().error(f'Cannot flush {self._bag.path}: {error}',
+                                        throttle_duration_sec=5.0)
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def _discover(self) -> None:
+        changed = False
+        with self._state_lock:
+            if self._bag is None:
+                return
+            advertised = {name for name, _ in self.get_topic_names_and_types()}
+            for topic in list(self._waiting):
+                if topic in advertised:
+                    changed |= self._try_subscribe(topic)
+            for topic in list(self._recorded):
+                changed |= self._check_recorded(topic)
+        if changed:
+            self._publish_status()
+
+    def _try_subscribe(self, topic: str) -> bool:
+        publishers = self.get_publishers_info_by_topic(topic)
+        if not publishers:
+            return False  # only subscribers so far: nothing to record, no QoS to match
+        types = sorted({info.topic_type for info in publishers})
+        if len(types) > 1:
+            return self._report(
+                topic, f'{topic} is published with several types ({", ".join(types)}); it is '
+                'not recorded until all its publishers agree on one type.')
+        type_name = types[0]
+        try:
+            msg_type = message_class(type_name)
+        except BagError as error:
+            # Even raw subscriptions need the type support to register with the middleware.
+            return self._report(topic, f'{topic} cannot be recorded: {error}')
+        offered = [info.qos_profile for info in publishers]
+        qos = adapt_qos(offered)
+        try:
+            self._bag.add_topic(topic, type_name, qos_profiles_yaml(offered),
+                                type_hash=str(publishers[0].topic_type_hash))
+        except BagError as error:
+            return self._report(topic, f'{topic} cannot be recorded: {error}')
+        subscription = self.create_subscription(
+            msg_type, topic, functools.partial(self._on_message, topic), qos, raw=True)
+        self._recorded[topic] = _Recorded(subscription, type_name, qos)
+        self._waiting.remove(topic)
+        self._problems.pop(topic, None)
+        self.get_logger().info(
+            f'Recording {topic} ({type_name}, {qos.reliability.name.lower()}, '
+            f'{qos.durability.name.lower()})')
+        return True
+
+    def _check_recorded(self, topic: str) -> bool:
+        recorded = self._recorded[topic]
+        publishers = self.get_publishers_info_by_topic(topic)
+        if not publishers:
+            return False
+        other_types = sorted({info.topic_type for info in publishers} - {recorded.type_name})
+        if other_types:
+            return self._report(
+                topic, f'{topic} changed type from {recorded.type_name} to '
+                f'{", ".join(other_types)}; messages of the new type are not recorded in this '
+                'bag (stop and start a new one).')
+        changed = self._problems.pop(topic, None) is not None
+        needed = adapt_qos([info.qos_profile for info in publishers])
+        if is_stricter(recorded.qos, needed):
+            # A new publisher offers less than we asked for and would be left unmatched.
+            self.destroy_subscription(recorded.subscription)
+            recorded.subscription = self.create_subscription(
+                message_class(recorded.type_name), topic,
+                functools.partial(self._on_message, topic), needed, raw=True)
+            recorded.qos = needed
+            self.get_logger().info(
+                f'Re-subscribed to {topic} as {needed.reliability.name.lower()}/'
+                f'{needed.durability.name.lower()} to match a new publisher')
+        return changed
+
+    def _report(self, topic: str, problem: str) -> bool:
+        if self._problems.get(topic) == problem:
+            return False
+        self._problems[topic] = problem
+        self.get_logger().warning(problem)
+        return True
+
+    # -- services and status ------------------------------------------------------------------
+
+    def _on_start(self, request: Trigger.Request, response: Trigger.Response,
+                  ) -> Trigger.Response:
+        try:
+            path = self.start_recording()
+        except (RecorderError, BagError, OSError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success, response.message = True, str(path)
+        return response
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response,
+                 ) -> Trigger.Response:
+        try:
+            path, counts = self.stop_recording()
+        except (RecorderError, BagError, OSError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        per_topic = ', '.join(f'{topic}: {count}' for topic, count in sorted(counts.items()))
+        response.success = True
+        response.message = (f'{path} ({sum(counts.values())} messages'
+                            f'{"; " + per_topic if per_topic else ""})')
+        return response
+
+    def status(self) -> dict[str, Any]:
+        """Return what ``~/status`` publishes: recording, bag, counts, waiting topics, problems."""
+        with self._state_lock:
+            bag = self._bag
+            counts = bag.counts if bag is not None else {}
+            return {
+                'recording': bag is not None,
+                'bag': str(bag.path) if bag is not None else None,
+                'counts': counts,
+                'message_count': sum(counts.values()),
+                'waiting_for': list(self._waiting),
+                'problems': dict(self._problems),
+            }
+
+    def _publish_status(self) -> None:
+        self._status_publisher.publish(String(data=json.dumps(self.status())))
+
+    def _on_status_timer(self) -> None:
+        if self._bag is not None:
+            self._publish_status()
+
+    def destroy_node(self) -> None:
+        """Close the bag cleanly (summary, final metadata) before the node goes away."""
+        try:
+            path, counts = self._close_bag()
+        except RecorderError:
+            pass
+        else:
+            # After SIGINT/SIGTERM the context is already shut down and the node logger could
+            # not reach /rosout any more; a plain named logger still prints to the console.
+            logger = self.get_logger() if self.context.ok() else rclpy.logging.get_logger(
+                f'{self.get_name()}.shutdown')
+            logger.info(f'Closed {path} with {sum(counts.values())} messages')
+        super().destroy_node()
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    """Run demo_recorder until SIGINT/SIGTERM, then close the bag cleanly."""
+    # rclpy's own SIGINT/SIGTERM handlers shut the context down, which ends spin() below;
+    # the bag is then closed in destroy_node().
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DemoRecorder()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, BagError) as error:
+        # Bad parameters or an unusable output_dir: the sentence says what to change.
+        rclpy.logging.get_logger('demo_recorder').fatal(str(error))
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The ``observation`` node: the assembled observation vector, published for inspection.
+
+It builds s_t from the spec's source topics exactly as the policy node does and publishes
+it on ``observation`` (std_msgs/Float32MultiArray, the layout's label naming the task).
+Stale or malformed input is reported on ``~/status`` and in the log, never published as
+numbers.
+"""
+
+from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+
+from ilrl_ros import qos
+from ilrl_ros.core.observation import ObservationAssembler, ObservationError
+from ilrl_ros.nodes.common import declare_task, run, SourceSubscriptions, StatusPublisher
+
+
+class Observation(Node):
+    """Publish the observation vector; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__('observation', **kwargs)
+        self.spec = declare_task(self)
+        self.assembler = ObservationAssembler(self.spec)
+        self.pub = self.create_publisher(Float32MultiArray, 'observation', qos.SENSOR)
+        self.status = StatusPublisher(self)
+        self.published = 0
+        self.rejected = 0
+        self.sources = SourceSubscriptions(self, self.spec, self.assembler.sources,
+                                           self._on_reading, self._on_error)
+        self._layout = [MultiArrayDimension(label=self.spec.name,
+                                            size=self.spec.observation.size,
+                                            stride=self.spec.observation.size)]
+        self.get_logger().info(f'observation for task {self.spec.name!r}: '
+                               f'{self.spec.observation.size} values')
+
+    def _on_error(self, source: str, text: str) -> None:
+        self.rejected += 1
+        self.get_logger().error(text, throttle_duration_sec=1.0)
+        self.status.publish(published=self.published, rejected=self.rejected, last_error=text)
+
+    def _on_reading(self, source: str, reading) -> None:
+        self.assembler.update(source, reading)
+        try:
+            observation = self.assembler.poll()
+        except ObservationError as error:
+            self._on_error(source, str(error))
+            return
+        if observation is None:
+            return
+        msg = Float32MultiArray(data=observation.vector.tolist())
+        msg.layout.dim = self._layout
+        self.pub.publish(msg)
+        self.published += 1
+
+
+def main(args=None):
+    run(lambda: Observation(), args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,251 @@
+"""The ``policy`` node: runs a learned policy in the control loop and swaps it at runtime.
+
+It holds a loaded checkpoint, turns the newest observation into a command at the control
+rate (timer mode) or on every new synchronised observation (event mode), clamps it to the
+task's bounds and publishes it. Stale or malformed input, an e-stop, or a non-finite network
+output make it command zero instead. ``ros2 param set /policy checkpoint <path>`` loads and
+verifies a new checkpoint on the parameter service's thread, off the control path, then
+swaps one reference; a bad or mismatched checkpoint is refused with the reason and the old
+policy keeps running.
+"""
+
+from dataclasses import dataclass
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Bool
+import torch
+
+from ilrl_ros import qos
+from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
+from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
+from ilrl_ros.messages import action_message, action_message_class
+from ilrl_ros.nodes.common import (accept, declare, declare_task, refuse, run,
+                                   SourceSubscriptions, StatusPublisher)
+
+MODES = ('timer', 'event')
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    """The policy node's start-up parameters."""
+
+    mode: str
+    rate_hz: float
+    max_age_s: float
+    frame_id: str
+    status_period_s: float
+
+
+class Policy(Node):
+    """Run a checkpoint in the loop; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__('policy', **kwargs)
+        self.spec = declare_task(self)
+        self.params = PolicyParams(
+            mode=declare(self, 'mode', 'timer', 'timer: act at control_rate_hz on the newest '
+                         'observation; event: act on every new synchronised observation.',
+                         read_only=True),
+            rate_hz=declare(self, 'control_rate_hz', 0.0, 'Control rate in timer mode (and '
+                            "the watchdog rate); 0 takes the task spec's rate.",
+                            read_only=True) or self.spec.control_rate_hz,
+            max_age_s=declare(self, 'max_observation_age_s', 0.0, 'An input older than this '
+                              "is stale and the robot is sent zero; 0 takes the spec's "
+                              'observation.max_age_s.', read_only=True)
+            or self.spec.observation.max_age_s,
+            frame_id=declare(self, 'frame_id', 'base_link', 'frame_id of stamped commands.',
+                             read_only=True),
+            status_period_s=declare(self, 'status_period_s', 1.0, 'Period of ~/status.',
+                                    read_only=True))
+        if self.params.mode not in MODES:
+            raise ValueError(f'parameter mode is {self.params.mode!r}; expected one of {MODES}')
+        # One thread for inference keeps latency flat and leaves cores to the robot.
+        torch.set_num_threads(1)
+        self._policy = None
+        self._estop = False
+        self._answer_repeat = False
+        self._last_obs_stamp_ns = None
+        self._counts = {'ticks': 0, 'commands': 0, 'zero_commands': 0, 'stale': 0,
+                        'errors': 0, 'swaps': 0, 'refused': 0, 'missed_ticks': 0}
+        self._last_error = ''
+        self._last_tick_ns = None
+        self._zero = np.zeros(self.spec.action.size)
+
+        # The control loop lives on a node of its own, spun by its own executor thread, so
+        # that loading a checkpoint in this node's parameter callback never delays a tick.
+        self.control = Node(f'{self.get_name()}_control', namespace=self.get_namespace(),
+                            context=self.context, start_parameter_services=False,
+                            parameter_overrides=[self.get_parameter('use_sim_time')])
+        self.executor_nodes = (self.control, self)
+        self.assembler = ObservationAssembler(self.spec)
+        self._max_age_ns = int(self.params.max_age_s * 1e9)
+        self._period_ns = int(1e9 / self.params.rate_hz)
+        self.command_pub = self.control.create_publisher(
+            action_message_class(self.spec.action), self.spec.action.topic, qos.COMMAND)
+        self.sources = SourceSubscriptions(self.control, self.spec, self.assembler.sources,
+                                           self._on_reading, self._on_input_error)
+        self.control.create_subscription(Bool, 'e_stop', self._on_estop, qos.COMMAND)
+        self.control.create_timer(1.0 / self.params.rate_hz, self._on_tick)
+        self.status = StatusPublisher(self)
+        self.create_timer(self.params.status_period_s, self._publish_status)
+
+        checkpoint = declare(self, 'checkpoint', '', 'Checkpoint folder to run. Set it at '
+                             'runtime to swap policies; a bad or mismatched checkpoint is '
+                             'refused and the running one kept. Empty: command nothing.')
+        if checkpoint:
+            try:
+                self._swap(checkpoint)
+            except CheckpointError as error:
+                self._note_error(f'start-up checkpoint refused: {error}')
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.get_logger().info(
+            f'policy for task {self.spec.name!r}: {self.params.mode} mode at '
+            f'{self.params.rate_hz:g} Hz, commanding {self.spec.action.message_type} on '
+            f'{self.command_pub.topic_name}, checkpoint {checkpoint or "(none)"}')
+        self._publish_status()
+
+    # Checkpoints ---------------------------------------------------------------------------
+
+    def _swap(self, path: str) -> None:
+        loaded = load_checkpoint(path, expected_spec=self.spec)
+        # The control callbacks read self._policy once per tick: assigning it is the swap.
+        self._policy = loaded
+        # A lock-step robot waits for a command before it publishes again: answer the
+        # observation it is waiting on as soon as it is repeated.
+        self._answer_repeat = True
+        self._counts['swaps'] += 1
+        self.get_logger().info(f'now running checkpoint {loaded.path} '
+                               f'({loaded.manifest["algorithm"]})')
+
+    def _on_set_parameters(self, parameters):
+        for parameter in parameters:
+            if parameter.name != 'checkpoint':
+                continue
+            path = parameter.value
+            if not isinstance(path, str):
+                return refuse('checkpoint must be a string path to a checkpoint folder')
+            if not path:
+                self._policy = None
+                self._send(self._zero, self._last_obs_stamp_ns or 0)
+                self.get_logger().info('checkpoint cleared: commanding nothing')
+                continue
+            try:
+                self._swap(path)
+            except CheckpointError as error:
+                self._counts['refused'] += 1
+                self._note_error(f'refused checkpoint: {error}')
+                self._publish_status()
+                return refuse(str(error))
+            self._publish_status()
+        return accept()
+
+    # Inputs --------------------------------------------------------------------------------
+
+    def _note_error(self, text: str) -> None:
+        self._last_error = text
+        self._counts['errors'] += 1
+        self.get_logger().error(text, throttle_duration_sec=1.0)
+
+    def _on_input_error(self, source: str, text: str) -> None:
+        # A malformed message invalidates what the robot was doing: hold it still.
+        self._note_error(text)
+        if self._policy is not None:
+            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and not self._estop:
+            self.get_logger().warn('e-stop engaged: commanding zero')
+        elif not msg.data and self._estop:
+            self.get_logger().info('e-stop released')
+        self._estop = bool(msg.data)
+        if self._estop:
+            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+
+    def _on_reading(self, source: str, reading) -> None:
+        self.assembler.update(source, reading)
+        if self.params.mode != 'event':
+            return
+        try:
+            observation = self.assembler.poll()
+            if observation is None and self._answer_repeat and self.assembler.complete_set():
+                observation = self.assembler.latest(self.control.get_clock().now().nanoseconds)
+        except ObservationError as error:
+            self._on_input_error(source, str(error))
+            return
+        if observation is not None:
+            self._answer_repeat = False
+            self._act(observation)
+
+    # Control -------------------------------------------------------------------------------
+
+    def _on_tick(self) -> None:
+        now = self.control.get_clock().now().nanoseconds
+        if self._last_tick_ns is not None and now - self._last_tick_ns > 1.5 * self._period_ns:
+            self._counts['missed_ticks'] += int((now - self._last_tick_ns) / self._period_ns
+                                                - 0.5)
+        self._last_tick_ns = now
+        if self._policy is None:
+            return
+        if self.params.mode == 'event':
+            # Watchdog: in event mode the tick only checks that observations keep coming.
+            newest = self.assembler.newest_stamp_ns()
+            if newest < 0 or now - newest > self._max_age_ns:
+                self._stale(f'no observation for more than {self.params.max_age_s:g} s')
+            return
+        try:
+            observation = self.assembler.latest(now)
+        except StaleObservation as error:
+            self._stale(str(error))
+            return
+        except ObservationError as error:
+            self._on_input_error('', str(error))
+            return
+        self._act(observation)
+
+    def _stale(self, text: str) -> None:
+        self._counts['stale'] += 1
+        self.get_logger().warn(f'stale input, commanding zero: {text}',
+                               throttle_duration_sec=1.0)
+        self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+
+    def _act(self, observation) -> None:
+        policy = self._policy
+        if policy is None:
+            return
+        self._counts['ticks'] += 1
+        self._last_obs_stamp_ns = observation.stamp_ns
+        if self._estop:
+            self._send(self._zero, observation.stamp_ns, zero=True)
+            return
+        try:
+            action = self.spec.action.clip(policy.act(observation.vector))
+        except ValueError as error:
+            self._note_error(f'policy {policy.name} produced an unusable action: {error}')
+            self._send(self._zero, observation.stamp_ns, zero=True)
+            return
+        self._send(action, observation.stamp_ns)
+
+    def _send(self, action: np.ndarray, stamp_ns: int, zero: bool = False) -> None:
+        self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
+                                                self.params.frame_id))
+        self._counts['zero_commands' if zero else 'commands'] += 1
+
+    def _publish_status(self) -> None:
+        policy = self._policy
+        state = 'idle' if policy is None else 'estop' if self._estop else 'running'
+        self.status.publish(state=state, checkpoint=str(policy.path) if policy else '',
+                            algorithm=policy.manifest['algorithm'] if policy else '',
+                            last_error=self._last_error, **self._counts)
+
+    @property
+    def current_checkpoint(self):
+        policy = self._policy
+        return policy.path if policy else None
+
+
+def main(args=None):
+    run(lambda: Policy(), args)
+
+
+if __name__ == '__main__':
+    main()

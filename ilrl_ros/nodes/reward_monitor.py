@@ -1,0 +1,90 @@
+"""The ``reward_monitor`` node: the task's reward r_t and the running return, live.
+
+For every new synchronised set of the reward terms' inputs it computes
+r_t = R(readings before, last command, readings now) with the spec's terms, and publishes
+``reward`` and ``return`` (std_msgs/Float64) and the per-term values on ``reward/terms``
+(a JSON object). The return restarts when the episode manager announces a new episode.
+"""
+
+import json
+
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import Float64, String
+
+from ilrl_ros import qos
+from ilrl_ros.core.episode import make_world, RewardFunction
+from ilrl_ros.core.observation import ObservationAssembler
+from ilrl_ros.messages import action_from_message, action_message_class
+from ilrl_ros.nodes.common import declare_task, run, SourceSubscriptions
+
+
+class RewardMonitor(Node):
+    """Publish the reward and running return; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        super().__init__('reward_monitor', **kwargs)
+        self.spec = declare_task(self)
+        self.reward = RewardFunction(self.spec, make_world(self.spec))
+        self.assembler = ObservationAssembler(self.spec, sources=self.reward.sources)
+        self._previous = None
+        self._action = np.zeros(self.spec.action.size)
+        self.episode_return = 0.0
+        group = MutuallyExclusiveCallbackGroup()
+        self.reward_pub = self.create_publisher(Float64, 'reward', qos.COMMAND)
+        self.return_pub = self.create_publisher(Float64, 'return', qos.COMMAND)
+        self.terms_pub = self.create_publisher(String, 'reward/terms', qos.COMMAND)
+        self.sources = SourceSubscriptions(self, self.spec, self.reward.sources,
+                                           self._on_reading, self._on_error, group)
+        self.create_subscription(action_message_class(self.spec.action),
+                                 self.spec.action.topic, self._on_command, qos.COMMAND,
+                                 callback_group=group)
+        self.create_subscription(String, 'episode/event', self._on_event, qos.EVENTS,
+                                 callback_group=group)
+        self.get_logger().info(f'reward monitor for task {self.spec.name!r}: terms '
+                               f'{", ".join(t.kind for t in self.spec.reward)}')
+
+    def _on_error(self, source: str, text: str) -> None:
+        self.get_logger().error(f'no reward: {text}', throttle_duration_sec=1.0)
+
+    def _on_command(self, msg) -> None:
+        try:
+            self._action = self.spec.action.clip(action_from_message(self.spec.action, msg))
+        except ValueError as error:
+            self._on_error('command', str(error))
+
+    def _on_event(self, msg: String) -> None:
+        try:
+            event = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        if event.get('event') == 'start':
+            self.episode_return = 0.0
+            self._previous = None
+            self.assembler.clear(int(event.get('stamp_ns', 0)))
+
+    def _on_reading(self, source: str, reading) -> None:
+        self.assembler.update(source, reading)
+        found = self.assembler.poll_readings()
+        if found is None:
+            return
+        readings, _ = found
+        if self._previous is None:
+            self.reward.reset(readings)
+            self._previous = readings
+            return
+        reward, terms = self.reward.step(self._previous, self._action, readings)
+        self._previous = readings
+        self.episode_return += reward
+        self.reward_pub.publish(Float64(data=reward))
+        self.return_pub.publish(Float64(data=self.episode_return))
+        self.terms_pub.publish(String(data=json.dumps(terms)))
+
+
+def main(args=None):
+    run(lambda: RewardMonitor(), args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,36 @@
+"""The QoS profiles every ilrl_ros node uses, kept in one place."""
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    qos_profile_sensor_data,
+    ReliabilityPolicy,
+)
+
+# Sensor streams: best effort, keep the newest few (what real drivers offer).
+SENSOR = qos_profile_sensor_data
+
+# Commands to the robot and learning signals: reliable, a short queue.
+COMMAND = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+# Status that a late joiner must still see (latched): reliable, transient local, depth 1.
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# Event streams where every message matters (episode results): reliable, deep queue.
+EVENTS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

@@ -1,0 +1,24 @@
+"""Shared test set-up: every test run talks ROS 2 on loopback only, on a domain of its own."""
+
+import os
+
+import pytest
+
+# Set before rclpy is imported anywhere, so that every context and every child process
+# started by a test inherits the isolation.
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
+
+
+@pytest.fixture
+def ros_context():
+    """An initialised rclpy Context of the test's own, shut down afterwards."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
