@@ -135,12 +135,14 @@ class ObservationAssembler:
     or older than ``max_age_s``.
     """
 
-    def __init__(self, spec: TaskSpec, sources: tuple = ()):
+    def __init__(self, spec: TaskSpec, sources: tuple = (), sync_tolerance_s: float = None):
         self.spec = spec
         self.sources = tuple(sources) or spec.observation.sources
         self._readings: dict = {}
         self._last_emitted_ns = -1
-        self._tolerance_ns = int(spec.observation.sync_tolerance_s * 1e9)
+        if sync_tolerance_s is None or sync_tolerance_s < 0.0:
+            sync_tolerance_s = spec.observation.sync_tolerance_s
+        self._tolerance_ns = int(sync_tolerance_s * 1e9)
         self._max_age_ns = int(spec.observation.max_age_s * 1e9)
 
     def update(self, source: str, reading) -> None:

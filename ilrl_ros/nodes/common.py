@@ -35,6 +35,14 @@ def declare_task(node: Node) -> TaskSpec:
         raise
 
 
+def declare_sync_tolerance(node: Node) -> float:
+    """Declare ``sync_tolerance_s``: how far apart the stamps of one observation may be."""
+    return declare(node, 'sync_tolerance_s', -1.0, 'Stamps of the inputs that form one '
+                   "observation must agree to within this many seconds (a real robot's "
+                   "scan and odometry are not stamped together); negative: the task spec's "
+                   'observation.sync_tolerance_s.', read_only=True)
+
+
 def refuse(reason: str) -> SetParametersResult:
     return SetParametersResult(successful=False, reason=reason)
 

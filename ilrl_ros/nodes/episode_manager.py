@@ -22,7 +22,8 @@ from ilrl_ros import qos
 from ilrl_ros.core.episode import EpisodeResult, make_world, RewardFunction, Termination
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.messages import action_from_message, action_message_class
-from ilrl_ros.nodes.common import declare, declare_task, run, SourceSubscriptions
+from ilrl_ros.nodes.common import (declare, declare_sync_tolerance, declare_task, run,
+                                   SourceSubscriptions)
 
 WAITING, RUNNING, RESETTING = 'waiting', 'running', 'resetting'
 ABORTED = 'aborted'
@@ -56,7 +57,8 @@ class EpisodeManager(Node):
         self.reward = RewardFunction(self.spec, world)
         self.termination = Termination(self.spec, world)
         sources = tuple(dict.fromkeys(self.reward.sources + self.termination.sources))
-        self.assembler = ObservationAssembler(self.spec, sources=sources)
+        self.assembler = ObservationAssembler(self.spec, sources=sources,
+                                              sync_tolerance_s=declare_sync_tolerance(self))
         self.state = WAITING
         self.episode = 0
         self.results = []

@@ -11,8 +11,8 @@ from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.tasks import make_expert
 from ilrl_ros.messages import action_message, action_message_class
-from ilrl_ros.nodes.common import (accept, declare, declare_task, refuse, run,
-                                   SourceSubscriptions)
+from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
+                                   run, SourceSubscriptions)
 
 
 class Expert(Node):
@@ -26,7 +26,8 @@ class Expert(Node):
         self.frame_id = declare(self, 'frame_id', 'base_link', 'frame_id of stamped commands.',
                                 read_only=True)
         self.controller = make_expert(self.spec)
-        self.assembler = ObservationAssembler(self.spec, sources=self.controller.sources)
+        self.assembler = ObservationAssembler(self.spec, sources=self.controller.sources,
+                                              sync_tolerance_s=declare_sync_tolerance(self))
         message = action_message_class(self.spec.action)
         self.label_pub = self.create_publisher(message, 'expert/action', qos.COMMAND)
         self.command_pub = self.create_publisher(message, self.spec.action.topic, qos.COMMAND)

@@ -11,7 +11,8 @@ from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError
-from ilrl_ros.nodes.common import declare_task, run, SourceSubscriptions, StatusPublisher
+from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SourceSubscriptions,
+                                   StatusPublisher)
 
 
 class Observation(Node):
@@ -20,7 +21,8 @@ class Observation(Node):
     def __init__(self, **kwargs):
         super().__init__('observation', **kwargs)
         self.spec = declare_task(self)
-        self.assembler = ObservationAssembler(self.spec)
+        self.assembler = ObservationAssembler(self.spec,
+                                              sync_tolerance_s=declare_sync_tolerance(self))
         self.pub = self.create_publisher(Float32MultiArray, 'observation', qos.SENSOR)
         self.status = StatusPublisher(self)
         self.published = 0

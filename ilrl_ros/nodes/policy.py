@@ -19,8 +19,8 @@ from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
 from ilrl_ros.messages import action_message, action_message_class
-from ilrl_ros.nodes.common import (accept, declare, declare_task, refuse, run,
-                                   SourceSubscriptions, StatusPublisher)
+from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
+                                   run, SourceSubscriptions, StatusPublisher)
 
 MODES = ('timer', 'event')
 
@@ -77,7 +77,8 @@ class Policy(Node):
                             context=self.context, start_parameter_services=False,
                             parameter_overrides=[self.get_parameter('use_sim_time')])
         self.executor_nodes = (self.control, self)
-        self.assembler = ObservationAssembler(self.spec)
+        self.assembler = ObservationAssembler(self.spec,
+                                              sync_tolerance_s=declare_sync_tolerance(self))
         self._max_age_ns = int(self.params.max_age_s * 1e9)
         self._period_ns = int(1e9 / self.params.rate_hz)
         self.command_pub = self.control.create_publisher(

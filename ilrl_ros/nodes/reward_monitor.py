@@ -17,7 +17,7 @@ from ilrl_ros import qos
 from ilrl_ros.core.episode import make_world, RewardFunction
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.messages import action_from_message, action_message_class
-from ilrl_ros.nodes.common import declare_task, run, SourceSubscriptions
+from ilrl_ros.nodes.common import declare_sync_tolerance, declare_task, run, SourceSubscriptions
 
 
 class RewardMonitor(Node):
@@ -27,7 +27,8 @@ class RewardMonitor(Node):
         super().__init__('reward_monitor', **kwargs)
         self.spec = declare_task(self)
         self.reward = RewardFunction(self.spec, make_world(self.spec))
-        self.assembler = ObservationAssembler(self.spec, sources=self.reward.sources)
+        self.assembler = ObservationAssembler(self.spec, sources=self.reward.sources,
+                                              sync_tolerance_s=declare_sync_tolerance(self))
         self._previous = None
         self._action = np.zeros(self.spec.action.size)
         self.episode_return = 0.0

@@ -62,10 +62,14 @@ class PendulumEnv(gym.Env):
 
     def step(self, action):
         command = self.spec.action.clip(action)
-        u = float(command[self.spec.action.fields.index(self.joint)]) \
-            if self.joint in self.spec.action.fields else float(command[0])
+        i = self.spec.action.fields.index(self.joint) \
+            if self.joint in self.spec.action.fields else 0
+        # Keep the action's dtype (clip() makes it float64): Pendulum-v1 scales a float32
+        # torque in float32, and that rounding must match for the states to match.
+        u = np.clip(np.asarray(action).reshape(-1)[i], float(self.spec.action.low[i]),
+                    float(self.spec.action.high[i]))
         self.state = pendulum_step(*self.state, u, g=self.g)
-        self.effort = u
+        self.effort = float(u)
         self.stamp_ns += self.dt_ns
         before, self._readings = self._readings, self.readings()
         reward, terms = self.reward_fn.step(before, command, self._readings)
