@@ -14,6 +14,7 @@ import json
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -36,6 +37,7 @@ class EpisodeManagerParams:
     reset_service: str
     max_episodes: int
     policy_status_topic: str
+    reset_on_start: bool
 
 
 class EpisodeManager(Node):
@@ -52,7 +54,11 @@ class EpisodeManager(Node):
                                  '(no reset after the last); 0: no limit.', True),
             policy_status_topic=declare(self, 'policy_status_topic', 'policy/status',
                                         'Latched policy status, to label results with the '
-                                        'checkpoint that ran.', True))
+                                        'checkpoint that ran.', True),
+            reset_on_start=declare(self, 'reset_on_start', True, 'Reset the robot before the '
+                                   'first episode, so it starts from a known state rather '
+                                   'than wherever the robot was when this node came up.',
+                                   True))
         world = make_world(self.spec)
         self.reward = RewardFunction(self.spec, world)
         self.termination = Termination(self.spec, world)
@@ -84,9 +90,21 @@ class EpisodeManager(Node):
         self.create_service(Trigger, '~/confirm_reset', self._on_confirm_reset,
                             callback_group=group)
         self.create_service(Trigger, '~/restart', self._on_restart, callback_group=group)
+        if self.params.reset_on_start:
+            self.state = RESETTING
+            # Steady clock: simulated time does not move while the robot waits for us.
+            self._start_timer = self.create_timer(
+                0.1, self._reset_on_start, callback_group=group,
+                clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f'episode manager for task {self.spec.name!r}: reset via '
             f'{self.params.reset_service or "operator (~/confirm_reset)"}')
+
+    def _reset_on_start(self) -> None:
+        if self.reset_client is not None and not self.reset_client.service_is_ready():
+            return
+        self._start_timer.cancel()
+        self._request_reset()
 
     def _on_error(self, source: str, text: str) -> None:
         self.get_logger().error(f'cannot judge the episode: {text}', throttle_duration_sec=1.0)
