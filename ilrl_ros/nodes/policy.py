@@ -10,6 +10,7 @@ policy keeps running.
 """
 
 from dataclasses import dataclass
+import sys
 import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Bool
@@ -173,9 +174,15 @@ class Policy(Node):
         except ObservationError as error:
             self._on_input_error(source, str(error))
             return
-        if observation is not None:
-            self._answer_repeat = False
-            self._act(observation)
+        if observation is None:
+            return
+        self._answer_repeat = False
+        age = self.control.get_clock().now().nanoseconds - observation.stamp_ns
+        if age > self._max_age_ns:
+            self._stale(f'observation stamped {age / 1e9:.3f} s ago; the limit is '
+                        f'{self.params.max_age_s:g} s')
+            return
+        self._act(observation)
 
     # Control -------------------------------------------------------------------------------
 
@@ -204,6 +211,8 @@ class Policy(Node):
         self._act(observation)
 
     def _stale(self, text: str) -> None:
+        if self._policy is None:
+            return
         self._counts['stale'] += 1
         self.get_logger().warn(f'stale input, commanding zero: {text}',
                                throttle_duration_sec=1.0)
@@ -238,6 +247,10 @@ class Policy(Node):
                             algorithm=policy.manifest['algorithm'] if policy else '',
                             last_error=self._last_error, **self._counts)
 
+    def status_counts(self) -> dict:
+        """Ticks, commands, zero commands, stale inputs, errors, swaps, refusals, missed ticks."""
+        return dict(self._counts)
+
     @property
     def current_checkpoint(self):
         policy = self._policy
@@ -245,6 +258,9 @@ class Policy(Node):
 
 
 def main(args=None):
+    # A checkpoint loads on the parameter thread; a 1 ms switch interval (default 5 ms)
+    # bounds how long that thread can hold the control thread off the interpreter.
+    sys.setswitchinterval(0.001)
     run(lambda: Policy(), args)
 
 

@@ -73,7 +73,8 @@ def bc_loss(policy: MLPPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torc
 def split_episodes(episode: np.ndarray, val_fraction: float, rng: np.random.Generator):
     """Return boolean train/validation masks that keep whole episodes together."""
     ids = np.unique(episode)
-    n_val = max(1, int(round(len(ids) * val_fraction))) if len(ids) >= 3 else 0
+    n_val = max(1, int(round(len(ids) * val_fraction))) \
+        if val_fraction > 0.0 and len(ids) >= 3 else 0
     val_ids = rng.choice(ids, size=n_val, replace=False) if n_val else np.array([], int)
     val = np.isin(episode, val_ids)
     return ~val, val
