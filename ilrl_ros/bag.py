@@ -100,7 +100,7 @@ _COMPRESSION = {
 }
 
 
-class BagError(Exception):
+class BagError(ValueError):
     """A bag could not be written or read; the message says which bag and what was expected."""
 
 

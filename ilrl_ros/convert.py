@@ -81,8 +81,9 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None,
         missing = [t for t in [*sources, action_topic] if t not in present]
         if missing:
             raise ConversionError(
-                f'bag {bag_path} lacks topic(s) {", ".join(missing)} that task '
-                f'{spec.name!r} needs; it has {", ".join(sorted(present)) or "none"}')
+                f'bag {bag_path} lacks topic(s) {", ".join("/" + t for t in missing)} that '
+                f'task {spec.name!r} needs; it has '
+                f'{", ".join(sorted(reader.topics)) or "no topics"}')
         wanted_type = action.message_type
         if present[action_topic].type_name != wanted_type:
             raise ConversionError(
