@@ -1,53 +1,58 @@
 """Observation-to-command latency through the ``policy`` node, next to a bare rclpy floor.
 
 A driver (this process) plays the robot: it publishes the task's sensor messages at a fixed
-rate, all of one observation with the same stamp, and listens for the command. The system
-under test (SUT) runs in a process of its own and is one of:
+rate, all messages of one observation with the same stamp, and listens for the command. The
+system under test (SUT) runs in a process of its own and is one of:
 
-- ``ilrl``: the real ``policy`` node (``python -m ilrl_ros.nodes.policy``), running an MLP
-  checkpoint this benchmark writes (random weights: latency does not depend on training);
-- ``bare``: the floor, this same file run with ``--role bare``: a plain rclpy node with the
-  same subscriptions and QoS that turns the messages into the same observation with numpy,
-  runs the same network (same weights, one torch thread, inference mode) and publishes the
-  same command. Its process imports nothing from ilrl_ros.
+- ``ilrl``: the real ``policy`` node (``python -m ilrl_ros.nodes.policy``, event mode),
+  running an MLP checkpoint this benchmark writes (random weights: latency does not depend
+  on training), from this checkout's ``ilrl_ros``;
+- ``bare``: the floor, this file run with ``--role bare``: a plain rclpy node with the same
+  subscriptions and QoS that turns the messages into the same observation with numpy, runs
+  the same network (same weights, one torch thread, inference mode), clamps and publishes
+  the same command. Its process imports nothing from ilrl_ros;
+- ``echo``: the bare node answering each synchronised observation with a constant command:
+  what transport and executors alone cost on this machine (no numpy, no network).
 
 ::
 
-    driver process (this one)                       SUT process (ilrl or bare)
-    timer @ rate --> /scan + /odom (stamp s) ------> subscriptions (sensor data QoS)
-      send_ns[s] = clock just before the first           observation -> MLP -> clamp
-    /cmd_vel (reliable, depth 10)  <---------------- TwistStamped, header.stamp = s
-      latency = DDS reception time of the command - send_ns[s]
+    driver process (this one)                          SUT process (ilrl | bare | echo)
+    timer @ rate --> scan + odom, stamp s, best effort --> subscriptions (sensor data QoS)
+      send[s] = clock just before the first publish         observation -> MLP -> clamp
+    <-- cmd_vel TwistStamped, reliable depth 10, header.stamp = s
+      latency = DDS reception time of the command - send[s]
 
-Latency is taken from the DDS reception timestamp of the command (rmw MessageInfo), so the
-driver's own executor delay is not counted; the time until the driver's Python callback
-ran is kept as well (``callback_*`` in the JSON). For an unstamped command
-(Float64MultiArray, the pendulum task) a command is matched to the newest observation sent
-before it arrived; a command later than one period is then mis-matched, so only stamped
-commands give exact numbers.
+Latency ends at the DDS reception timestamp of the command (rmw MessageInfo), so the
+driver's own executor delay is not counted; the time until the driver's Python callback ran
+is in the JSON as ``callback_latency_us``. It includes the driver publishing the
+observation's messages (printed). A command without a stamp (Float64MultiArray, the
+pendulum task) is matched to the newest observation sent before it arrived; a command later
+than one period is then mis-matched, so only stamped commands give exact numbers.
 
-A tick is missed when its observation got no command (``lost``) or the command arrived
+A tick is missed when its observation got no command (``lost``) or its command arrived
 after the next observation was sent (``late``).
 
 Timer mode: the policy node runs with ``mode:=timer`` at ``--timer-rate`` while the driver
-streams observations at the same rate; reported are commands per second against the rate
-and the share of intervals between commands within +/-50% of the period ("on time"). The
-bare floor has no timer mode: it is a ping-pong by construction.
+streams observations at that rate; reported are commands per second against the rate, the
+share of intervals between command arrivals within +/-50% of the period ("on time"), and
+the policy node's own tick counters from ``/policy/status``. The bare floor has no timer
+mode: it is a ping-pong by construction.
 
-Nothing is asserted: the script prints figures (and targets) and exits 0 unless it could
-not run. Each process is left to the scheduler (no pinning); every child runs in its own
-session and is killed with its group on exit.
+Runs are interleaved (every rate runs each SUT in turn, the order rotating) so that a change
+in machine load hits all systems alike; ``bg cpu`` is what else ran on the machine during a
+window, in cores. Nothing is asserted: the script prints figures and targets and exits 0
+unless it could not run. No process is pinned; every SUT runs in a session of its own and
+is killed with its process group however the benchmark ends.
 
 Examples::
 
     python bench/loop_latency.py
     python bench/loop_latency.py --rates 500 --duration 10 --rounds 3 --json /tmp/lat.json
     python bench/loop_latency.py --task pendulum --rates 100 500 --timer-rate 0
-    python bench/loop_latency.py --checkpoint runs/bc/checkpoint --rates 500
+    python bench/loop_latency.py --checkpoint runs/bc/checkpoint --rates 500 --systems bare ilrl
 """
 
 import argparse
-import array
 import bisect
 import importlib
 import json
@@ -55,26 +60,30 @@ import math
 import os
 from pathlib import Path
 import platform
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-# Everything a benchmark publishes stays on this machine unless the user says otherwise;
+# Everything the benchmark publishes stays on this machine unless the user says otherwise;
 # set before rclpy is imported here or in any child.
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
 
-SYSTEMS = ('bare', 'ilrl')
+# The ilrl_ros measured is this checkout's, also where an older copy is installed.
+REPO = Path(__file__).resolve().parent.parent
+SYSTEMS = ('echo', 'bare', 'ilrl')
 TARGETS = {'rate_hz': 500.0, 'p50_ratio': 1.3, 'p99_ratio': 1.5, 'timer_on_time': 0.995}
+VARIANTS = 16  # distinct observations, cycled, so that every SUT sees the same inputs
 
 
 def log(text: str) -> None:
     print(f'[loop_latency] {text}', file=sys.stderr, flush=True)
 
 
-# Statistics (pure functions over the driver's records) ----------------------------------
+# Statistics: pure functions over the driver's records ------------------------------------
 
 def summary_us(values_ns) -> dict:
     """p50 / p99 / max / mean of nanosecond values, in microseconds (None when empty)."""
@@ -91,9 +100,9 @@ def match_commands(sends, commands, stamped: bool):
     """Pair each observation with its first command.
 
     ``sends``: [(stamp_ns, send_ns)] in send order. ``commands``: [(stamp_ns, recv_ns,
-    callback_ns, values)] in arrival order; ``stamp_ns`` is None for unstamped commands,
-    which are matched to the newest observation sent before they arrived. Returns
-    {send index: command} and the number of commands that matched nothing new (extra).
+    callback_ns, msg)] in arrival order; unstamped commands (``stamp_ns`` None) go to the
+    newest observation sent before they arrived. Returns {send index: command} and the
+    number of commands that answered nothing new (extra).
     """
     by_stamp = {stamp: i for i, (stamp, _) in enumerate(sends)}
     send_times = [t for _, t in sends]
@@ -111,61 +120,85 @@ def match_commands(sends, commands, stamped: bool):
     return matched, extra
 
 
-def event_stats(sends, commands, window, stamped: bool) -> dict:
-    """Latency and missed ticks of the observations sent inside ``window`` (start, end)."""
-    matched, extra = match_commands(sends, commands, stamped)
-    start, end = window
-    latency, callback, lost, late, sent = [], [], 0, 0, 0
+def event_samples(record: dict, stamped: bool) -> dict:
+    """Latencies and missed ticks of the observations a run sent inside its window."""
+    sends = record['sends']
+    matched, extra = match_commands(sends, record['commands'], stamped)
+    start, end = record['window']
+    out = {'latency': [], 'callback': [], 'sent': 0, 'lost': 0, 'late': 0, 'extra': extra,
+           'answers': {}}
     for i, (_, send_ns) in enumerate(sends):
         if not start <= send_ns < end:
             continue
-        sent += 1
+        out['sent'] += 1
         command = matched.get(i)
         if command is None:
-            lost += 1
+            out['lost'] += 1
             continue
-        latency.append(command[1] - send_ns)
-        callback.append(command[2] - send_ns)
+        out['latency'].append(command[1] - send_ns)
+        out['callback'].append(command[2] - send_ns)
+        out['answers'].setdefault(i % VARIANTS, command[3])
         if i + 1 < len(sends) and command[1] > sends[i + 1][1]:
-            late += 1
-    return {'sent': sent, 'samples': len(latency), 'lost': lost, 'late': late,
-            'missed': lost + late, 'extra_commands': extra,
-            'latency_us': summary_us(latency), 'callback_latency_us': summary_us(callback)}
+            out['late'] += 1
+    return out
 
 
-def timer_stats(sends, commands, window, rate_hz: float, stamped: bool) -> dict:
-    """Command rate and regularity of a timer-mode run, from command reception times."""
+def event_stats(records: list, stamped: bool) -> dict:
+    """Pool the samples of several runs of one rate and system."""
+    runs = [event_samples(r, stamped) for r in records]
+    latency = [x for r in runs for x in r['latency']]
+    stats = {key: sum(r[key] for r in runs) for key in ('sent', 'lost', 'late', 'extra')}
+    stats.update(samples=len(latency), missed=stats['lost'] + stats['late'],
+                 latency_us=summary_us(latency),
+                 callback_latency_us=summary_us([x for r in runs for x in r['callback']]),
+                 per_run_latency_us=[summary_us(r['latency']) for r in runs])
+    answers = {}
+    for r in runs:
+        for k, msg in r['answers'].items():
+            answers.setdefault(k, msg)
+    return stats, answers
+
+
+def timer_stats(record: dict, rate_hz: float, stamped: bool) -> dict:
+    """Command rate and regularity of a timer-mode run, from command arrival times."""
     import numpy as np
-    start, end = window
-    received = [c[1] for c in commands if start <= c[1] < end]
+    start, end = record['window']
+    commands = [c for c in record['commands'] if start <= c[1] < end]
     period_ns = 1e9 / rate_hz
-    intervals = np.diff(np.asarray(received, dtype=np.int64))
+    intervals = np.diff(np.asarray([c[1] for c in commands], dtype=np.int64))
     on_time = int(np.count_nonzero((intervals >= 0.5 * period_ns)
                                    & (intervals <= 1.5 * period_ns)))
     seconds = (end - start) / 1e9
-    result = {'commands': len(received), 'seconds': seconds,
-              'commands_per_s': len(received) / seconds, 'expected_per_s': rate_hz,
-              'intervals': int(intervals.size), 'on_time': on_time,
+    result = {'rate_hz': rate_hz, 'commands': len(commands), 'seconds': seconds,
+              'commands_per_s': len(commands) / seconds, 'intervals': int(intervals.size),
+              'on_time': on_time,
               'on_time_fraction': on_time / intervals.size if intervals.size else None,
               'interval_us': summary_us(intervals)}
     if stamped:
-        # How old the newest observation was when a command using it arrived: up to one
-        # period of waiting for the tick on top of the pass through the node.
-        send_by_stamp = dict(sends)
-        ages = [c[1] - send_by_stamp[c[0]] for c in commands
-                if start <= c[1] < end and c[0] in send_by_stamp]
-        result['observation_age_us'] = summary_us(ages)
+        # How old the observation a command answers is when it arrives: up to a period of
+        # waiting for the tick on top of the pass through the node.
+        send_by_stamp = dict(record['sends'])
+        result['observation_age_us'] = summary_us(
+            [c[1] - send_by_stamp[c[0]] for c in commands if c[0] in send_by_stamp])
+    # The node's own counters over the whole seconds of status between the window's ends.
+    statuses = [(t, s) for t, s in record['statuses'] if start <= t <= end]
+    if len(statuses) >= 2:
+        (t0, first), (t1, last) = statuses[0], statuses[-1]
+        result['policy_counts'] = {
+            'seconds': (t1 - t0) / 1e9,
+            **{k: last[k] - first[k] for k in ('ticks', 'missed_ticks', 'commands',
+                                                'zero_commands', 'stale', 'errors')}}
     return result
 
 
-# The bare floor (its own process; imports nothing from ilrl_ros) -------------------------
+# The bare floor: a process of its own that imports nothing from ilrl_ros ---------------------
 
 def _import_message(type_name: str):
     package, kind, name = type_name.split('/')
     return getattr(importlib.import_module(f'{package}.{kind}'), name)
 
 
-def bare_main(plan_path: str) -> int:
+def bare_main(plan_path: str, echo: bool = False) -> int:
     """Run the bare rclpy ping-pong described by the plan file until SIGTERM."""
     import numpy as np
     import rclpy
@@ -180,16 +213,16 @@ def bare_main(plan_path: str) -> int:
     plan = json.loads(Path(plan_path).read_text())
     torch.set_num_threads(1)
     net = plan['network']
-    acts = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
+    activations = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 
     class Net(nn.Module):
-        # The policy's architecture, written out: normalise, MLP, linear head, de-normalise.
+        # The policy's architecture written out: normalise, MLP, linear head, de-normalise.
         def __init__(self):
             super().__init__()
             sizes = [net['obs_dim'], *net['hidden']]
             layers = []
             for a, b in zip(sizes[:-1], sizes[1:]):
-                layers += [nn.Linear(a, b), acts[net['activation']]()]
+                layers += [nn.Linear(a, b), activations[net['activation']]()]
             self.body = nn.Sequential(*layers)
             self.mean_head = nn.Linear(sizes[-1], net['act_dim'])
             for name, size in (('obs_mean', net['obs_dim']), ('obs_std', net['obs_dim']),
@@ -212,17 +245,18 @@ def bare_main(plan_path: str) -> int:
     low = np.asarray(action['low'], dtype=np.float64)
     high = np.asarray(action['high'], dtype=np.float64)
     tolerance_ns = plan['sync_tolerance_ns']
+    index_cache = {}  # ray -> sector, per scan geometry
 
-    def scan_values(field, msg, cache={}):
+    def scan_values(field, msg):
         ranges = np.asarray(msg.ranges, dtype=np.float64)
         key = (msg.angle_min, msg.angle_increment, ranges.size)
-        index = cache.get(key)
+        index = index_cache.get(key)
         if index is None:
             angles = msg.angle_min + msg.angle_increment * np.arange(ranges.size)
             width = 2.0 * math.pi / field['bins']
             index = np.minimum((np.mod(angles + math.pi, 2.0 * math.pi) / width)
                                .astype(np.int64), field['bins'] - 1)
-            cache[key] = index
+            index_cache[key] = index
         ranges = np.where(np.isneginf(ranges), 0.0, ranges)
         ranges = np.where((ranges < msg.range_min) & (ranges > 0.0), np.inf, ranges)
         out = np.full(field['bins'], np.inf)
@@ -250,16 +284,15 @@ def bare_main(plan_path: str) -> int:
 
     extract = {'laser_scan': scan_values, 'odometry': odom_values,
                'joint_state': joint_values}
-    for field in plan['fields']:
-        field['scale'] = np.asarray(field['scale'])
-        field['offset'] = np.asarray(field['offset'])
-
+    fields = [dict(f, scale=np.asarray(f['scale']), offset=np.asarray(f['offset']))
+              for f in plan['fields']]
     command_class = _import_message(action['message_type'])
+    zero = np.zeros(len(action['fields']))
 
     class Bare(Node):
         def __init__(self):
             super().__init__('bare_policy')
-            self.latest = {}
+            self.latest = {}  # source -> (stamp_ns, msg)
             self.last_stamp = -1
             self.pub = self.create_publisher(command_class, action['topic'], command_qos)
             for source in plan['sources']:
@@ -277,20 +310,23 @@ def bare_main(plan_path: str) -> int:
             if newest - min(stamps) > tolerance_ns or newest <= self.last_stamp:
                 return
             self.last_stamp = newest
-            obs = np.concatenate([
-                (np.asarray(extract[f['kind']](f, self.latest[f['source']][1]))
-                 - f['offset']) * f['scale'] for f in plan['fields']]).astype(np.float32)
-            with torch.inference_mode():
-                out = model(torch.from_numpy(obs).unsqueeze(0))[0].numpy()
-            act = np.clip(out.astype(np.float64), low, high)
+            if echo:
+                act = zero
+            else:
+                obs = np.concatenate([
+                    (np.asarray(extract[f['kind']](f, self.latest[f['source']][1]))
+                     - f['offset']) * f['scale'] for f in fields]).astype(np.float32)
+                with torch.inference_mode():
+                    out = model(torch.from_numpy(obs).unsqueeze(0))[0].numpy()
+                act = np.clip(out.astype(np.float64), low, high)
             cmd = command_class()
             if action['type'] == 'twist':
                 twist = cmd.twist if action['stamped'] else cmd
-                for name, value in zip(action['fields'], act):
-                    group, axis = name.split('.')
+                for field, value in zip(action['fields'], act):
+                    group, axis = field.split('.')
                     setattr(getattr(twist, group), axis, float(value))
                 if action['stamped']:
-                    # The stamp of the observation answered: its newest input's.
+                    # The stamp of the observation answered: that of its newest input.
                     cmd.header.stamp = max(self.latest.values(),
                                            key=lambda entry: entry[0])[1].header.stamp
                     cmd.header.frame_id = 'base_link'
@@ -304,8 +340,9 @@ def bare_main(plan_path: str) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     rclpy.init()
     node = Bare()
-    node.get_logger().info('bare floor ready; ilrl_ros imported in this process: '
-                           f'{"yes (a bug in the benchmark)" if "ilrl_ros" in sys.modules else "no"}')
+    leaked = 'yes (a bug in the benchmark)' if 'ilrl_ros' in sys.modules else 'no'
+    node.get_logger().info(f'{"echo" if echo else "bare"} floor ready; ilrl_ros imported in '
+                           f'this process: {leaked}')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -319,12 +356,9 @@ def bare_main(plan_path: str) -> int:
     return 0
 
 
-# The driver: plays the robot and times the SUT -------------------------------------------
+# The driver: plays the robot and times the SUT ---------------------------------------------
 
-VARIANTS = 16  # distinct observations cycled through, so both systems see the same inputs
-
-
-def sensor_readings(spec, variant: int, stamp_ns: int = 0) -> dict:
+def sensor_readings(spec, variant: int) -> dict:
     """Plausible readings for every source of the task (a robot in a corridor, a pendulum)."""
     import numpy as np
     from ilrl_ros.core.readings import JointReading, OdomReading, ScanReading
@@ -337,25 +371,25 @@ def sensor_readings(spec, variant: int, stamp_ns: int = 0) -> dict:
             angles = -math.pi + 2.0 * math.pi * np.arange(rays) / rays
             ranges = 1.2 + 0.6 * np.sin(2.0 * angles + phase)
             ranges[::37] = np.inf  # a few rays with no return, as a real lidar has
-            readings[name] = ScanReading(stamp_ns=stamp_ns, angle_min=-math.pi,
+            readings[name] = ScanReading(stamp_ns=0, angle_min=-math.pi,
                                          angle_increment=2.0 * math.pi / rays, range_min=0.12,
                                          range_max=3.5, ranges=ranges)
         elif source.kind == 'odometry':
-            readings[name] = OdomReading(stamp_ns=stamp_ns, x=math.cos(phase),
-                                         y=math.sin(phase), yaw=phase - math.pi, vx=0.15,
-                                         vy=0.0, wz=0.8 * math.sin(phase))
+            readings[name] = OdomReading(stamp_ns=0, x=math.cos(phase), y=math.sin(phase),
+                                         yaw=phase - math.pi, vx=0.15, vy=0.0,
+                                         wz=0.8 * math.sin(phase))
         else:
             joints = [j for f in spec.observation.fields if f.source == name for j in f.joints]
             joints = list(dict.fromkeys(joints)) or ['joint']
             n = len(joints)
-            readings[name] = JointReading(stamp_ns=stamp_ns, names=tuple(joints),
+            readings[name] = JointReading(stamp_ns=0, names=tuple(joints),
                                           position=np.full(n, phase - math.pi),
                                           velocity=np.full(n, 2.0 * math.sin(phase)),
                                           effort=np.zeros(n))
     return readings
 
 
-def proc_cpu_s(pid: int) -> float:
+def process_cpu_s(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far."""
     try:
         fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
@@ -364,15 +398,30 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def machine_cpu_s() -> tuple:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path('/proc/stat').read_text().split('\n')[0].split()[1:]]
+    except OSError:
+        return math.nan, math.nan
+    idle = values[3] + values[4]
+    steal = values[7] if len(values) > 7 else 0
+    tick = os.sysconf('SC_CLK_TCK')
+    # Guest time is already counted in user time.
+    return (sum(values[:8]) - idle - steal) / tick, steal / tick
+
+
 class Child:
-    """A SUT process in a session of its own, always killed with its whole group."""
+    """A SUT process in a session of its own, always stopped with its whole group."""
 
     def __init__(self, command: list, log_path: Path):
-        self.command = command
         self.log_path = log_path
         self._log = open(log_path, 'wb')
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(REPO), env.get('PYTHONPATH'))))
         self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=REPO, env=env)
 
     @property
     def pid(self) -> int:
@@ -383,11 +432,10 @@ class Child:
 
     def tail(self, lines: int = 20) -> str:
         self._log.flush()
-        text = self.log_path.read_text(errors='replace').splitlines()
-        return '\n'.join(text[-lines:])
+        return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
 
     def stop(self) -> None:
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             if self.proc.poll() is not None:
                 break
             try:
@@ -395,16 +443,18 @@ class Child:
             except ProcessLookupError:
                 break
             try:
-                self.proc.wait(timeout=wait_s)
+                self.proc.wait(timeout=5.0)
             except subprocess.TimeoutExpired:
                 continue
+        if self.proc.poll() is None:
+            log(f'SUT process {self.proc.pid} did not stop after SIGKILL')
         self._log.close()
 
 
 class Driver:
     """Publishes the task's sensor messages at a rate and records when commands come back."""
 
-    def __init__(self, spec, node_name: str = 'loop_latency_driver'):
+    def __init__(self, spec):
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from std_msgs.msg import String
@@ -414,13 +464,14 @@ class Driver:
 
         self.spec = spec
         self.stamped = spec.action.type == 'twist' and spec.action.stamped
-        self.node = Node(node_name)
+        self.node = Node('loop_latency_driver')
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         names = list(spec.sources)
         self.publishers = [self.node.create_publisher(
             message_class(spec.sources[n].message_type), spec.sources[n].topic, qos.SENSOR)
             for n in names]
+        # Messages are built once, as the mock robot builds them; a tick only stamps them.
         self.variants = []
         for k in range(VARIANTS):
             readings = sensor_readings(spec, k)
@@ -434,14 +485,14 @@ class Driver:
 
     def _reset(self) -> None:
         self.sends = []          # (stamp_ns, send_ns) per observation, in send order
-        self.publish_ns = []     # time to publish all messages of one observation
+        self.publish_ns = []     # how long publishing one observation's messages took
         self.commands = []       # (stamp_ns or None, recv_ns, callback_ns, msg)
-        self.status = None
+        self.statuses = []       # (recv_ns, status dict) from /policy/status
 
     def _tick(self) -> None:
         from builtin_interfaces.msg import Time
         messages = self.variants[len(self.sends) % VARIANTS]
-        send_ns = time.time_ns()
+        send_ns = time.time_ns()  # also the stamp: the SUT checks stamps against its clock
         stamp = Time(sec=send_ns // 1_000_000_000, nanosec=send_ns % 1_000_000_000)
         for msg in messages:
             msg.header.stamp = stamp
@@ -457,22 +508,22 @@ class Driver:
         self.commands.append((stamp, info['received_timestamp'], time.time_ns(), msg))
 
     def _on_status(self, msg) -> None:
-        self.status = json.loads(msg.data)
+        self.statuses.append((time.time_ns(), json.loads(msg.data)))
 
-    def _spin_until(self, until_ns: int, child: Child, also=None) -> None:
+    def _spin_until(self, until_ns: int, child: Child, each=None) -> None:
         while time.time_ns() < until_ns:
             self.executor.spin_once(timeout_sec=0.02)
-            if also:
-                also()
+            if each:
+                each()
             if not child.alive():
                 raise RuntimeError(f'the SUT exited early (code {child.proc.returncode}); '
-                                   f'its log ({child.log_path}) ends:\n{child.tail()}')
+                                   f'its log {child.log_path} ends:\n{child.tail()}')
 
-    def run(self, child_factory, rate_hz: float, warmup_s: float, duration_s: float,
-            startup_timeout_s: float) -> dict:
-        """Start the SUT, stream until it answers, warm up, measure, stop it; return records."""
+    def run(self, command: list, log_path: Path, rate_hz: float, warmup_s: float,
+            duration_s: float, startup_timeout_s: float) -> dict:
+        """Start a SUT, stream until it answers, warm up, measure, stop it; return records."""
         self._reset()
-        child = child_factory()
+        child = Child(command, log_path)
         try:
             self._timer = self.node.create_timer(1.0 / rate_hz, self._tick)
             started = time.time_ns()
@@ -480,7 +531,7 @@ class Driver:
             while not self.commands:
                 if time.time_ns() > deadline:
                     raise RuntimeError(f'no command within {startup_timeout_s:g} s of starting '
-                                       f'the SUT; its log ({child.log_path}) ends:\n'
+                                       f'the SUT; its log {child.log_path} ends:\n'
                                        f'{child.tail()}')
                 self._spin_until(time.time_ns() + 20_000_000, child)
             ready = self.commands[0][1]
@@ -492,12 +543,13 @@ class Driver:
                 now = time.time_ns()
                 for key, at in (('start', start), ('end', end)):
                     if key not in cpu and now >= at:
-                        cpu[key] = (now, proc_cpu_s(child.pid), os.times())
+                        cpu[key] = (now, process_cpu_s(child.pid), os.times(),
+                                    machine_cpu_s())
 
             self._spin_until(end, child, sample_cpu)
             sample_cpu()
-            # Keep streaming a little past the window so its last ticks have a successor
-            # (for 'late') and time to be answered.
+            # Stream a little past the window so that its last observations have a
+            # successor (to tell 'late') and time to be answered.
             self._spin_until(end + max(50_000_000, int(20e9 / rate_hz)), child)
             self.node.destroy_timer(self._timer)
             self._timer = None
@@ -507,13 +559,17 @@ class Driver:
                 self.node.destroy_timer(self._timer)
                 self._timer = None
             child.stop()
-        wall = (cpu['end'][0] - cpu['start'][0]) / 1e9
-        own = sum(cpu['end'][2][:2]) - sum(cpu['start'][2][:2])
+        (t0, sut0, own0, (busy0, steal0)), (t1, sut1, own1, (busy1, steal1)) = \
+            cpu['start'], cpu['end']
+        wall = (t1 - t0) / 1e9
+        sut = (sut1 - sut0) / wall
+        driver = (own1.user + own1.system - own0.user - own0.system) / wall
         return {'sends': list(self.sends), 'commands': list(self.commands),
-                'publish_ns': list(self.publish_ns), 'window': (start, end),
-                'startup_s': (ready - started) / 1e9, 'status': self.status,
-                'sut_cpu': (cpu['end'][1] - cpu['start'][1]) / wall,
-                'driver_cpu': own / wall}
+                'statuses': list(self.statuses), 'publish_ns': list(self.publish_ns),
+                'window': (start, end), 'startup_s': (ready - started) / 1e9,
+                'sut_cpu': sut, 'driver_cpu': driver,
+                'background_cpu': (busy1 - busy0) / wall - sut - driver,
+                'steal_cpu': (steal1 - steal0) / wall}
 
     def command_values(self, msg):
         from ilrl_ros.messages import action_from_message
@@ -566,59 +622,312 @@ def bare_plan(spec, checkpoint: Path) -> dict:
     }
 
 
+def sut_command(system: str, task: str, checkpoint: Path, plan_path: Path,
+                mode: str = 'event', rate_hz: float = 0.0) -> list:
+    """The command line of a SUT process."""
+    if system in ('bare', 'echo'):
+        return [sys.executable, str(Path(__file__).resolve()), '--role', system,
+                '--plan', str(plan_path)]
+    command = [sys.executable, '-m', 'ilrl_ros.nodes.policy', '--ros-args',
+               '-p', f'task:={task}', '-p', f'checkpoint:={checkpoint}', '-p', f'mode:={mode}']
+    if mode == 'timer':
+        command += ['-p', f'control_rate_hz:={rate_hz:.1f}']
+    return command
+
+
 def fmt(value, digits: int = 0) -> str:
-    return '-' if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f'{value:.{digits}f}'
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return '-'
+    return f'{value:.{digits}f}'
 
 
 def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def run_event_mode(args, driver, sut) -> dict:
+    """Interleave every system at every rate, ``args.rounds`` times; records by (rate, system)."""
+    records = {}
+    turn = 0
+    for round_index in range(args.rounds):
+        for rate in args.rates:
+            # Rotate the order so that no system always runs first (or right after start-up).
+            shift = turn % len(args.systems)
+            turn += 1
+            for system in args.systems[shift:] + args.systems[:shift]:
+                log(f'round {round_index + 1}/{args.rounds}, {rate:g} Hz, {system}: start, '
+                    f'{args.warmup:g} s warm-up, {args.duration:g} s measured')
+                record = driver.run(sut(system), sut.work / f'{system}_{rate:g}hz_'
+                                    f'r{round_index}.log', rate, args.warmup, args.duration,
+                                    args.startup_timeout)
+                stats, _ = event_stats([record], driver.stamped)
+                lat = stats['latency_us']
+                log(f'  answered {record["startup_s"]:.1f} s after start; {stats["samples"]} '
+                    f'samples, p50 {fmt(lat["p50"])} us, p99 {fmt(lat["p99"])} us, missed '
+                    f'{stats["missed"]}, SUT cpu {100 * record["sut_cpu"]:.0f}%, bg cpu '
+                    f'{record["background_cpu"]:.2f}')
+                errors = [s for _, s in record['statuses'] if s.get('errors')]
+                if errors:
+                    log(f'  the policy node reported errors: {errors[-1]}')
+                records.setdefault((rate, system), []).append(record)
+    return records
+
+
+def event_rows(args, driver, records: dict):
+    """One pooled row per rate and system, with ilrl/bare ratios; and the answers' spread."""
+    import numpy as np
+    rows, answers = [], {}
+    for rate in args.rates:
+        by_system = {}
+        for system in args.systems:
+            runs = records[(rate, system)]
+            stats, seen = event_stats(runs, driver.stamped)
+            if system != 'echo':
+                for k, msg in seen.items():
+                    answers.setdefault(system, {}).setdefault(k, driver.command_values(msg))
+            by_system[system] = row = {
+                'rate_hz': rate, 'system': system, **stats,
+                'sut_cpu': float(np.mean([r['sut_cpu'] for r in runs])),
+                'driver_cpu': float(np.mean([r['driver_cpu'] for r in runs])),
+                'background_cpu': float(np.mean([r['background_cpu'] for r in runs])),
+                'steal_cpu': float(np.mean([r['steal_cpu'] for r in runs])),
+                'driver_publish_us': summary_us([p for r in runs for p in r['publish_ns']]),
+                'startup_s': [r['startup_s'] for r in runs]}
+            rows.append(row)
+        if 'bare' in by_system and 'ilrl' in by_system:
+            bare, ilrl = by_system['bare']['latency_us'], by_system['ilrl']['latency_us']
+            by_system['ilrl']['p50_ratio'] = ratio(ilrl['p50'], bare['p50'])
+            by_system['ilrl']['p99_ratio'] = ratio(ilrl['p99'], bare['p99'])
+    diff = None
+    if 'bare' in answers and 'ilrl' in answers:
+        common = set(answers['bare']) & set(answers['ilrl'])
+        diff = max((float(np.max(np.abs(answers['bare'][k] - answers['ilrl'][k])))
+                    for k in common), default=None)
+    return rows, diff
+
+
+def print_event_table(results: dict, args) -> None:
+    net = results['network']
+    arch = '-'.join(str(n) for n in (net['obs_dim'], *net['hidden'], net['act_dim']))
+    print(f'\nObservation-to-command latency, event mode: task {results["task"]}, MLP {arch}, '
+          f'{args.duration:g} s per run x {args.rounds} round(s); latency in microseconds')
+    header = (f'{"rate Hz":>7}  {"system":<6} {"sent":>6} {"samples":>7} {"p50":>6} {"p99":>6} '
+              f'{"max":>6} {"missed":>6} {"(lost+late)":<11} {"cpu":>4} {"bg cpu":>6} '
+              f'{"p50x":>5} {"p99x":>5}')
+    print(header)
+    print('-' * len(header))
+    for row in results['event']:
+        lat = row['latency_us']
+        print(f'{row["rate_hz"]:>7g}  {row["system"]:<6} {row["sent"]:>6} {row["samples"]:>7} '
+              f'{fmt(lat["p50"]):>6} {fmt(lat["p99"]):>6} {fmt(lat["max"]):>6} '
+              f'{row["missed"]:>6} {"(%d+%d)" % (row["lost"], row["late"]):<11} '
+              f'{fmt(100 * row["sut_cpu"]) + "%":>4} {fmt(row["background_cpu"], 2):>6} '
+              f'{fmt(row.get("p50_ratio"), 2):>5} {fmt(row.get("p99_ratio"), 2):>5}')
+    publish = results['driver_publish_us']
+    print(f'p50x, p99x: ilrl / bare. cpu: the SUT process, share of one core; bg cpu: cores '
+          f'used by everything else on the machine.\nLatency runs from just before the '
+          f'driver publishes an observation (that took it p50 {fmt(publish["p50"])} us) to the '
+          f'DDS reception of the command.\necho answers with a constant command (transport '
+          f'and executor only); bare runs the same computation as ilrl with plain rclpy, '
+          f'numpy and torch.')
+    if results.get('answer_max_abs_diff') is not None:
+        print(f'bare and ilrl commands for the same observations differ by at most '
+              f'{results["answer_max_abs_diff"]:.2g}.')
+    rows = [r for r in results['event'] if r['rate_hz'] == TARGETS['rate_hz']
+            and r.get('p50_ratio') is not None]
+    for row in rows:
+        for key, name in (('p50_ratio', 'p50'), ('p99_ratio', 'p99')):
+            value, target = row[key], TARGETS[key]
+            verdict = 'met' if value is not None and value <= target else 'NOT met'
+            print(f'Target at {TARGETS["rate_hz"]:g} Hz: {name} ilrl/bare {fmt(value, 2)}x '
+                  f'(target <= {target}x): {verdict}')
+
+
+def print_timer(timer: dict) -> None:
+    period_us = 1e6 / timer['rate_hz']
+    share = timer['on_time_fraction']
+    verdict = 'met' if share is not None and share >= TARGETS['timer_on_time'] else 'NOT met'
+    print(f'\nTimer mode: the policy node at control_rate_hz {timer["rate_hz"]:g}, observations '
+          f'streamed at the same rate, {timer["seconds"]:g} s.\n(The bare ping-pong has no '
+          f'timer mode: it answers each observation, so there is no floor to compare with.)')
+    print(f'  commands received: {timer["commands"]} = {timer["commands_per_s"]:.1f}/s '
+          f'(expected {timer["rate_hz"]:g}/s)')
+    print(f'  on time (interval between arrivals within +/-50% of {period_us:.0f} us): '
+          f'{timer["on_time"]}/{timer["intervals"]} = {fmt(100 * (share or 0), 2)}% '
+          f'(target >= {100 * TARGETS["timer_on_time"]:g}%): {verdict}')
+    iv = timer['interval_us']
+    print(f'  interval us: p50 {fmt(iv["p50"])}, p99 {fmt(iv["p99"])}, max {fmt(iv["max"])}; '
+          f'SUT cpu {100 * timer["sut_cpu"]:.0f}%, bg cpu {timer["background_cpu"]:.2f}')
+    if 'observation_age_us' in timer:
+        age = timer['observation_age_us']
+        print(f'  age of the observation a command answers, us: p50 {fmt(age["p50"])}, '
+              f'p99 {fmt(age["p99"])}, max {fmt(age["max"])}')
+    counts = timer.get('policy_counts')
+    if counts:
+        slots = counts['ticks'] + counts['missed_ticks'] + counts['stale']
+        print(f'  the node\'s own counters over {counts["seconds"]:.0f} s: ticks acted '
+              f'{counts["ticks"]}, missed_ticks {counts["missed_ticks"]}, stale '
+              f'{counts["stale"]}, errors {counts["errors"]} (missed '
+              f'{fmt(100 * counts["missed_ticks"] / slots if slots else None, 2)}% of slots)')
+
+
+class Sut:
+    """Builds the command lines of the SUT processes; holds the work folder."""
+
+    def __init__(self, task: str, checkpoint: Path, plan_path: Path, work: Path):
+        self.task, self.checkpoint, self.plan_path, self.work = task, checkpoint, plan_path, work
+
+    def __call__(self, system: str, mode: str = 'event', rate_hz: float = 0.0) -> list:
+        return sut_command(system, self.task, self.checkpoint, self.plan_path, mode, rate_hz)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog='loop_latency.py', description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='Columns: sent = observations sent in the window; samples = those answered; '
-               'p50/p99/max = latency in microseconds; missed = lost (no command) + late '
-               '(command after the next observation was sent); cpu = share of one core the '
-               'SUT process used in the window; p50x/p99x = ilrl / bare of the same rate. '
-               'Targets (printed, never asserted): at 500 Hz p50x <= 1.3 and p99x <= 1.5, '
-               'and >= 99.5%% of timer-mode intervals on time.')
+        epilog='Table columns: sent = observations sent in the measured windows; samples = '
+               'those answered; p50/p99/max = latency in microseconds; missed = lost (no '
+               'command) + late (command after the next observation was sent); cpu = share '
+               'of one core the SUT process used; bg cpu = cores used by other processes; '
+               'p50x/p99x = ilrl / bare at the same rate. Targets (printed, never asserted): '
+               'at 500 Hz p50x <= 1.3 and p99x <= 1.5; in timer mode at 500 Hz >= 99.5% of '
+               'intervals on time.')
     parser.add_argument('--task', default='track_follow',
                         help='bundled task name or spec YAML path (default: %(default)s)')
     parser.add_argument('--rates', type=float, nargs='+', default=[100.0, 500.0, 1000.0],
-                        help='observation rates in Hz for event mode (default: 100 500 1000)')
-    parser.add_argument('--duration', type=float, default=3.0,
+                        metavar='HZ', help='observation rates of the event-mode runs '
+                        '(default: 100 500 1000)')
+    parser.add_argument('--duration', type=float, default=3.0, metavar='S',
                         help='measured seconds per run (default: %(default)s)')
-    parser.add_argument('--warmup', type=float, default=1.0,
-                        help='seconds streamed after the first command before measuring '
+    parser.add_argument('--warmup', type=float, default=1.0, metavar='S',
+                        help='seconds streamed after the first command, before measuring '
                              '(default: %(default)s)')
     parser.add_argument('--rounds', type=int, default=1,
-                        help='repeat the interleaved bare/ilrl runs this many times; samples '
-                             'of a rate and system are pooled (default: %(default)s)')
-    parser.add_argument('--timer-rate', type=float, default=500.0,
-                        help='control_rate_hz of the timer-mode run; 0 skips it '
-                             '(default: %(default)s)')
+                        help='repeat the interleaved runs; the samples of a rate and system '
+                             'are pooled (default: %(default)s)')
     parser.add_argument('--systems', nargs='+', choices=SYSTEMS, default=list(SYSTEMS),
-                        help='which SUTs to run in event mode (default: both)')
+                        help='SUTs of the event-mode runs (default: echo bare ilrl)')
+    parser.add_argument('--timer-rate', type=float, default=500.0, metavar='HZ',
+                        help='control_rate_hz of the timer-mode run of the policy node; 0 '
+                             'skips it (default: %(default)s)')
     parser.add_argument('--checkpoint', default='',
                         help='run this checkpoint (a deterministic MLP for the task) instead '
                              'of a fresh random one')
     parser.add_argument('--hidden', type=int, nargs='+', default=[256, 256],
                         help='hidden layer sizes of the fresh MLP (default: 256 256)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the fresh MLP weights')
-    parser.add_argument('--startup-timeout', type=float, default=60.0,
-                        help='seconds to wait for a SUT to answer its first observation')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the fresh MLP weights (default: %(default)s)')
+    parser.add_argument('--startup-timeout', type=float, default=60.0, metavar='S',
+                        help='seconds to wait for a SUT to answer its first observation '
+                             '(default: %(default)s)')
     parser.add_argument('--domain-id', type=int, default=None,
-                        help='ROS_DOMAIN_ID for the driver and the SUTs (default: '
-                             '$ROS_DOMAIN_ID, else one derived from the process id); '
-                             'discovery stays on localhost unless '
-                             'ROS_AUTOMATIC_DISCOVERY_RANGE is set')
-    parser.add_argument('--json', default='', help='also write the results to this JSON file')
+                        help='ROS_DOMAIN_ID of the driver and the SUTs (default: '
+                             '$ROS_DOMAIN_ID, else one derived from the process id). '
+                             'Discovery stays on this machine unless '
+                             'ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise.')
+    parser.add_argument('--json', default='', metavar='PATH',
+                        help='also write the results to this JSON file')
     parser.add_argument('--keep-logs', action='store_true',
-                        help='keep the work folder (checkpoint, plan, SUT logs)')
-    parser.add_argument('--role', choices=('driver', 'bare'), default='driver',
+                        help='keep the work folder (checkpoint, bare plan, SUT logs); it is '
+                             'always kept when a run fails')
+    # Internal: how the driver starts the floor SUTs.
+    parser.add_argument('--role', choices=('driver',) + SYSTEMS[:2], default='driver',
                         help=argparse.SUPPRESS)
     parser.add_argument('--plan', default='', help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.role == 'driver' and (args.duration <= 0 or args.warmup < 0 or args.rounds < 1
+                                  or min(args.rates) <= 0 or args.timer_rate < 0):
+        parser.error('durations and rates must be positive, --rounds at least 1')
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.role in ('bare', 'echo'):
+        return bare_main(args.plan, echo=args.role == 'echo')
+    if args.domain_id is not None:
+        os.environ['ROS_DOMAIN_ID'] = str(args.domain_id)
+    os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    sys.path.insert(0, str(REPO))
+    import numpy as np
+    import rclpy
+    import torch
+
+    from ilrl_ros.core.spec import load_spec, resolve_spec_path
+
+    spec = load_spec(args.task)
+    # A bundled name is passed on as is; a file as an absolute path.
+    task = args.task if not Path(args.task).exists() and Path(args.task).suffix == '' else \
+        str(resolve_spec_path(args.task).resolve())
+    work = Path(tempfile.mkdtemp(prefix='loop_latency.'))
+    checkpoint = Path(args.checkpoint).resolve() if args.checkpoint else \
+        make_checkpoint(spec, work, args.hidden, args.seed)
+    plan = bare_plan(spec, checkpoint)
+    plan_path = work / 'bare_plan.json'
+    plan_path.write_text(json.dumps(plan, indent=1))
+    sut = Sut(task, checkpoint, plan_path, work)
+    log(f'task {spec.name}, checkpoint {checkpoint}, ROS_DOMAIN_ID '
+        f'{os.environ["ROS_DOMAIN_ID"]}, discovery {os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"]}'
+        f', {os.cpu_count()} CPUs, work folder {work}')
+    results = {
+        'task': spec.name, 'checkpoint': str(checkpoint), 'network': plan['network'],
+        'config': {k: v for k, v in vars(args).items() if k not in ('role', 'plan')},
+        'environment': {'python': platform.python_version(), 'torch': torch.__version__,
+                        'numpy': np.__version__, 'cpus': os.cpu_count(),
+                        'machine': platform.machine(), 'kernel': platform.release(),
+                        'rmw': os.environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp'),
+                        'domain_id': int(os.environ['ROS_DOMAIN_ID'])},
+        'targets': TARGETS, 'event': [], 'timer': None}
+    ok = False
+    driver = None
+    rclpy.init()
+    try:
+        driver = Driver(spec)
+        if args.systems:
+            records = run_event_mode(args, driver, sut)
+            results['event'], results['answer_max_abs_diff'] = event_rows(args, driver,
+                                                                          records)
+            results['driver_publish_us'] = summary_us(
+                [p for runs in records.values() for r in runs for p in r['publish_ns']])
+        if args.timer_rate > 0:
+            rate = args.timer_rate
+            log(f'timer mode: policy at control_rate_hz {rate:g}, observations at {rate:g} '
+                f'Hz, {args.warmup:g} s warm-up, {args.duration:g} s measured')
+            record = driver.run(sut('ilrl', 'timer', rate), work / f'timer_{rate:g}hz.log',
+                                rate, args.warmup, args.duration, args.startup_timeout)
+            timer = timer_stats(record, rate, driver.stamped)
+            timer.update(sut_cpu=record['sut_cpu'], driver_cpu=record['driver_cpu'],
+                         background_cpu=record['background_cpu'])
+            results['timer'] = timer
+            log(f'  {timer["commands"]} commands, on time '
+                f'{fmt(100 * (timer["on_time_fraction"] or 0), 2)}%')
+        if results['event']:
+            print_event_table(results, args)
+        if results['timer']:
+            print_timer(results['timer'])
+        sys.stdout.flush()
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + '\n')
+            log(f'results written to {args.json}')
+        ok = True
+    except KeyboardInterrupt:
+        log('interrupted')
+        return 130
+    finally:
+        if driver is not None:
+            driver.close()
+        rclpy.try_shutdown()
+        if ok and not args.keep_logs:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f'work folder kept (checkpoint, SUT logs): {work}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
