@@ -11,6 +11,15 @@ from rclpy.qos import (
 # Sensor streams: best effort, keep the newest few (what real drivers offer).
 SENSOR = qos_profile_sensor_data
 
+# Sensor streams for nodes that must see every step (episode manager, reward monitor): still
+# best effort, so they match any driver, but with a deep queue so a busy moment drops nothing.
+SENSOR_EVERY = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 # Commands to the robot and learning signals: reliable, a short queue.
 COMMAND = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

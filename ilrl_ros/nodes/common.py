@@ -59,7 +59,7 @@ class SourceSubscriptions:
     """
 
     def __init__(self, node: Node, spec: TaskSpec, sources, on_reading, on_error,
-                 callback_group=None):
+                 callback_group=None, qos_profile=qos.SENSOR):
         self.subscriptions = []
         for name in sources:
             source = spec.sources[name]
@@ -73,7 +73,7 @@ class SourceSubscriptions:
                 on_reading(source.name, reading)
 
             self.subscriptions.append(node.create_subscription(
-                message_class(source.message_type), source.topic, callback, qos.SENSOR,
+                message_class(source.message_type), source.topic, callback, qos_profile,
                 callback_group=callback_group))
 
 

@@ -78,7 +78,7 @@ class EpisodeManager(Node):
         self.result_pub = self.create_publisher(String, 'episode/result', qos.EVENTS)
         self.event_pub = self.create_publisher(String, 'episode/event', qos.EVENTS)
         self.sources = SourceSubscriptions(self, self.spec, sources, self._on_reading,
-                                           self._on_error, group)
+                                           self._on_error, group, qos.SENSOR_EVERY)
         self.create_subscription(action_message_class(self.spec.action),
                                  self.spec.action.topic, self._on_command, qos.COMMAND,
                                  callback_group=group)

@@ -7,7 +7,9 @@ tell it from a real robot. Two ways to run:
 - ``free_run``: physics at the control rate times ``real_time_factor``, the newest command
   applied each step (zero once it is older than ``cmd_timeout_s``, as drivers do);
 - ``lock_step``: one physics step per command received, for deterministic runs: publish the
-  sensors, wait for the command, step, publish again.
+  sensors, wait for the command, step, publish again. A stamped command must carry the stamp
+  of the observation it answers; after a reset, a command still in flight for the old
+  episode is discarded rather than applied to the new one.
 
 With ``clock: sim`` stamps are simulation time and ``/clock`` is published, so the other
 nodes run with ``use_sim_time:=true`` at whatever speed the simulator goes.
@@ -25,7 +27,8 @@ from std_srvs.srv import Trigger
 from ilrl_ros import qos
 from ilrl_ros.core.tasks import make_env
 from ilrl_ros.messages import (action_from_message, action_message_class,
-                               message_class, message_from_reading, ns_to_stamp)
+                               message_class, message_from_reading, ns_to_stamp,
+                               stamp_to_ns)
 from ilrl_ros.nodes.common import declare, declare_task, run, StatusPublisher
 
 MODES = ('free_run', 'lock_step')
@@ -84,8 +87,10 @@ class MockRobot(Node):
         self._command = None
         self._command_stamp_ns = 0
         self._waiting_since = None
-        self._readings = {}
         self._wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self._published_stamp_ns = None
+        self._awaiting_command = False
+        self._deferred_publish = False
 
         group = MutuallyExclusiveCallbackGroup()
         self.sensor_pubs = {}
@@ -116,8 +121,8 @@ class MockRobot(Node):
             return self.env.stamp_ns
         return self.get_clock().now().nanoseconds
 
-    def _publish_sensors(self) -> None:
-        stamp = self._stamp_ns()
+    def _publish_sensors(self, stamp: int = None) -> None:
+        stamp = self._stamp_ns() if stamp is None else stamp
         if self.clock_pub is not None:
             self.clock_pub.publish(ClockMsg(clock=ns_to_stamp(stamp)))
         readings = self.env.readings()
@@ -128,12 +133,21 @@ class MockRobot(Node):
             msg = message_from_reading(reading, frame, self.params.base_frame)
             msg.header.stamp = ns_to_stamp(stamp)
             self.sensor_pubs[name].publish(msg)
+        self._published_stamp_ns = stamp
         self._waiting_since = self._wall.now().nanoseconds
+        self._awaiting_command = True
+        self._deferred_publish = False
 
     def _reset_env(self) -> None:
         self.env.reset(seed=self.params.seed + self.episode)
         self.episode += 1
         self._command = None
+        if self.params.mode == 'lock_step' and self._awaiting_command:
+            # A command answering the pre-reset observation may still be on its way; in
+            # lock step it would step the new episode. Swallow it (or time out) first.
+            self._deferred_publish = True
+            self._waiting_since = self._wall.now().nanoseconds
+            return
         self._publish_sensors()
 
     def _on_reset(self, request, response):
@@ -153,10 +167,19 @@ class MockRobot(Node):
             # A driver drops a garbage command and keeps the last safe one.
             self.get_logger().error(f'dropped command: {error}', throttle_duration_sec=1.0)
             return
-        self._command = command
-        self._command_stamp_ns = self.env.stamp_ns
-        if self.params.mode == 'lock_step':
-            self._step(command)
+        if self.params.mode != 'lock_step':
+            self._command = command
+            self._command_stamp_ns = self.env.stamp_ns
+            return
+        if self._deferred_publish:
+            self.get_logger().debug('discarded a command for the observation before a reset')
+            self._publish_sensors()
+            return
+        if self.spec.action.stamped and stamp_to_ns(msg.header.stamp) != self._published_stamp_ns:
+            # A stamped command answers one observation; any other is stale or a duplicate.
+            return
+        self._awaiting_command = False
+        self._step(command)
 
     def _step(self, command) -> None:
         self.env.step(command)
@@ -174,7 +197,11 @@ class MockRobot(Node):
         # Best-effort sensors may be lost; republish rather than stall the loop forever.
         waited = self._wall.now().nanoseconds - (self._waiting_since or 0)
         if waited > self.params.lock_step_timeout_s * 1e9:
-            self._publish_sensors()
+            if self.params.clock == 'wall' and not self._deferred_publish:
+                # Same observation, same stamp: a repeat, not a new step.
+                self._publish_sensors(self._published_stamp_ns)
+            else:
+                self._publish_sensors()
 
 
 def main(args=None):

@@ -37,7 +37,8 @@ class RewardMonitor(Node):
         self.return_pub = self.create_publisher(Float64, 'return', qos.COMMAND)
         self.terms_pub = self.create_publisher(String, 'reward/terms', qos.COMMAND)
         self.sources = SourceSubscriptions(self, self.spec, self.reward.sources,
-                                           self._on_reading, self._on_error, group)
+                                           self._on_reading, self._on_error, group,
+                                           qos.SENSOR_EVERY)
         self.create_subscription(action_message_class(self.spec.action),
                                  self.spec.action.topic, self._on_command, qos.COMMAND,
                                  callback_group=group)
