@@ -57,6 +57,9 @@ class Probe(Node):
         self.create_subscription(action_message_class(self.spec.action), self.spec.action.topic,
                                  self._on_command, qos.COMMAND)
         self.create_subscription(String, 'episode/result', self._on_result, qos.EVENTS)
+        self.events = []
+        self.create_subscription(String, 'episode/event',
+                                 lambda m: self.events.append(json.loads(m.data)), qos.EVENTS)
 
     def _on_command(self, msg) -> None:
         self.commands.append((time.monotonic(), action_from_message(self.spec.action, msg)))

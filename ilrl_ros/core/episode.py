@@ -96,11 +96,23 @@ class RewardFunction:
             return -float(np.sum(np.square(action)))
         if term.kind == 'pendulum_cost':
             # Pendulum-v1 scores the state the action was applied in, not the next one.
-            theta, theta_dot = _joint_position(before[term.source], term.param('joint'))
-            u = float(action[self.spec.action.fields.index(term.param('joint'))]) \
-                if term.param('joint') in self.spec.action.fields else float(action[0])
-            return -(angle_normalize(theta) ** 2 + 0.1 * theta_dot ** 2 + 0.001 * u ** 2)
+            joint = term.param('joint')
+            theta, theta_dot = _joint_position(before[term.source], joint)
+            return -(angle_normalize(theta) ** 2 + 0.1 * theta_dot ** 2 +
+                     0.001 * self._applied_effort(after[term.source], joint, action) ** 2)
         raise ValueError(f'unknown reward term {term.kind!r}')
+
+    def _applied_effort(self, joints, joint: str, action: np.ndarray) -> float:
+        """The effort the joint reports after the step, else the commanded one.
+
+        A joint state broadcaster reports the effort actually applied; using it avoids
+        pairing a command with the wrong step when commands and states race on the wire.
+        """
+        names = list(joints.names)
+        if joint in names and len(joints.effort) == len(names):
+            return float(joints.effort[names.index(joint)])
+        fields = self.spec.action.fields
+        return float(action[fields.index(joint)]) if joint in fields else float(action[0])
 
     def step(self, before: dict, action: np.ndarray, after: dict) -> tuple:
         """Return (reward, {term kind: weighted value}) for one control step."""

@@ -2,10 +2,12 @@
 
 For every new synchronised set of the reward terms' inputs it computes
 r_t = R(readings before, last command, readings now) with the spec's terms, and publishes
-``reward`` and ``return`` (std_msgs/Float64) and the per-term values on ``reward/terms``
-(a JSON object). The return restarts when the episode manager announces a new episode.
+``reward`` and ``return`` (std_msgs/Float64), and on ``reward/terms`` a JSON object with
+the stamp, reward, return and per-term values. The return restarts when the episode manager
+announces a new episode.
 """
 
+from collections import deque
 import json
 
 import numpy as np
@@ -32,6 +34,8 @@ class RewardMonitor(Node):
         self._previous = None
         self._action = np.zeros(self.spec.action.size)
         self.episode_return = 0.0
+        self._start_ns = 0
+        self._history = deque(maxlen=50)
         group = MutuallyExclusiveCallbackGroup()
         self.reward_pub = self.create_publisher(Float64, 'reward', qos.COMMAND)
         self.return_pub = self.create_publisher(Float64, 'return', qos.COMMAND)
@@ -61,27 +65,40 @@ class RewardMonitor(Node):
             event = json.loads(msg.data)
         except json.JSONDecodeError:
             return
-        if event.get('event') == 'start':
-            self.episode_return = 0.0
-            self._previous = None
-            self.assembler.clear(int(event.get('stamp_ns', 0)))
+        if event.get('event') != 'start':
+            return
+        # The episode starts at the stamp the manager names. Its first observations may
+        # already have been scored as part of the old episode: score them again.
+        self._start_ns = int(event.get('stamp_ns', 0))
+        self._previous = None
+        self.episode_return = 0.0
+        for stamp, readings, action in list(self._history):
+            if stamp >= self._start_ns:
+                self._score(readings, stamp, action)
 
     def _on_reading(self, source: str, reading) -> None:
         self.assembler.update(source, reading)
         found = self.assembler.poll_readings()
         if found is None:
             return
-        readings, _ = found
+        readings, stamp = found
+        self._history.append((stamp, readings, self._action))
+        if stamp >= self._start_ns:
+            self._score(readings, stamp, self._action)
+
+    def _score(self, readings: dict, stamp: int, action) -> None:
         if self._previous is None:
             self.reward.reset(readings)
             self._previous = readings
             return
-        reward, terms = self.reward.step(self._previous, self._action, readings)
+        reward, terms = self.reward.step(self._previous, action, readings)
         self._previous = readings
         self.episode_return += reward
         self.reward_pub.publish(Float64(data=reward))
         self.return_pub.publish(Float64(data=self.episode_return))
-        self.terms_pub.publish(String(data=json.dumps(terms)))
+        self.terms_pub.publish(String(data=json.dumps(
+            {'stamp_ns': stamp, 'reward': reward, 'return': self.episode_return,
+             'terms': terms})))
 
 
 def main(args=None):
