@@ -70,6 +70,19 @@ def node_parameters(config: GraphConfig) -> dict:
     return out
 
 
+def truthy(text: str) -> bool:
+    """A launch argument's text as a boolean ('true', '1', 'yes', 'on')."""
+    return str(text).strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def launch_nodes(config: GraphConfig, params_file: str) -> list:
+    """launch_ros Node actions for the graph: the parameter file, then the per-node values."""
+    from launch_ros.actions import Node
+    return [Node(package='ilrl_ros', executable=name, name=name, output='screen',
+                 parameters=[params_file, overrides])
+            for name, overrides in node_parameters(config).items()]
+
+
 def _node_class(name: str):
     if name == 'mock_robot':
         from ilrl_ros.nodes.mock_robot import MockRobot

@@ -13,7 +13,6 @@ the episode manager then waits for an operator to call /episode_manager/confirm_
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
@@ -28,24 +27,17 @@ ARGUMENTS = [
 ]
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ('1', 'true', 'yes', 'on')
-
-
 def _nodes(context):
-    from ilrl_ros.graph import GraphConfig, node_parameters
+    from ilrl_ros.graph import GraphConfig, launch_nodes, truthy
 
     def arg(name):
         return LaunchConfiguration(name).perform(context)
 
     config = GraphConfig(task=arg('task'), checkpoint=arg('checkpoint'), robot=False,
                          policy_mode=arg('policy_mode'), expert=False,
-                         record=_truthy(arg('record')), record_autostart=False,
+                         record=truthy(arg('record')), record_autostart=False,
                          bag_dir=arg('bag_dir'))
-    params_file = arg('params_file')
-    return [Node(package='ilrl_ros', executable=name, name=name, output='screen',
-                 parameters=[params_file, overrides])
-            for name, overrides in node_parameters(config).items()]
+    return launch_nodes(config, arg('params_file'))
 
 
 def generate_launch_description():

@@ -15,7 +15,6 @@ without `ros2 launch`; both take the per-node parameters from ilrl_ros.graph.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
@@ -36,12 +35,8 @@ ARGUMENTS = [
 ]
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ('1', 'true', 'yes', 'on')
-
-
 def _nodes(context):
-    from ilrl_ros.graph import GraphConfig, node_parameters
+    from ilrl_ros.graph import GraphConfig, launch_nodes, truthy
 
     def arg(name):
         return LaunchConfiguration(name).perform(context)
@@ -50,13 +45,10 @@ def _nodes(context):
         task=arg('task'), checkpoint=arg('checkpoint'), robot=True,
         robot_mode=arg('robot_mode'), clock=arg('clock'),
         real_time_factor=float(arg('real_time_factor')), policy_mode=arg('policy_mode'),
-        expert=True, expert_drive=_truthy(arg('expert_drive')), record=_truthy(arg('record')),
-        record_autostart=_truthy(arg('record_autostart')), bag_dir=arg('bag_dir'),
+        expert=True, expert_drive=truthy(arg('expert_drive')), record=truthy(arg('record')),
+        record_autostart=truthy(arg('record_autostart')), bag_dir=arg('bag_dir'),
         seed=int(arg('seed')), max_episodes=int(arg('max_episodes')))
-    params_file = arg('params_file')
-    return [Node(package='ilrl_ros', executable=name, name=name, output='screen',
-                 parameters=[params_file, overrides])
-            for name, overrides in node_parameters(config).items()]
+    return launch_nodes(config, arg('params_file'))
 
 
 def generate_launch_description():

@@ -26,6 +26,31 @@ from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, decl
 MODES = ('timer', 'event')
 
 
+def _without_node_rename(argv: list) -> list:
+    """The ROS arguments of ``argv`` minus ``-r __node:=``/``__name:=`` remaps."""
+    out, inside, skip_next = [], False, False
+    for i, arg in enumerate(argv):
+        if skip_next:
+            skip_next = False
+            continue
+        if arg == '--ros-args':
+            inside = True
+            out.append(arg)
+            continue
+        if arg == '--':
+            inside = False
+            continue
+        if not inside:
+            continue
+        if arg in ('-r', '--remap') and i + 1 < len(argv):
+            rule = argv[i + 1].split(':=')[0].split(':')[-1]
+            if rule in ('__node', '__name'):
+                skip_next = True
+                continue
+        out.append(arg)
+    return out
+
+
 @dataclass(frozen=True)
 class PolicyParams:
     """The policy node's start-up parameters."""
@@ -74,8 +99,11 @@ class Policy(Node):
 
         # The control loop lives on a node of its own, spun by its own executor thread, so
         # that loading a checkpoint in this node's parameter callback never delays a tick.
+        # It takes the process's ROS arguments (topic remaps, parameter files) except a node
+        # rename, which `ros2 launch ... name:=` passes to every node of the process.
         self.control = Node(f'{self.get_name()}_control', namespace=self.get_namespace(),
                             context=self.context, start_parameter_services=False,
+                            use_global_arguments=False, cli_args=_without_node_rename(sys.argv),
                             parameter_overrides=[self.get_parameter('use_sim_time')])
         self.executor_nodes = (self.control, self)
         self.assembler = ObservationAssembler(self.spec,
