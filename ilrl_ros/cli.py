@@ -25,10 +25,16 @@ import time
 
 
 def _progress(label: str):
+    # On a terminal the line updates in place; in a log every report is a line of its own.
+    live = sys.stdout.isatty()
+
     def report(step, total, metrics):
         text = ' '.join(f'{k.split("/")[-1]}={v:.4g}' for k, v in metrics.items())
-        print(f'\r{label}: step {step}/{total} {text}', end='' if step < total else '\n',
-              flush=True)
+        line = f'{label}: step {step}/{total} {text}'
+        if live:
+            print('\r' + line, end='' if step < total else '\n', flush=True)
+        else:
+            print('    ' + line, flush=True)
     return report
 
 
