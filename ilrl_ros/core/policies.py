@@ -4,6 +4,8 @@ A network is fully described by a small JSON-able dict (``description()``), whic
 checkpoint stores so the network can be rebuilt without executing anything from the file.
 """
 
+import importlib
+
 import torch
 from torch import nn
 
@@ -76,15 +78,31 @@ class MLPPolicy(nn.Module):
         return {'type': 'mlp', 'obs_dim': self.obs_dim, 'act_dim': self.act_dim,
                 'hidden': list(self.hidden), 'activation': self.activation, 'head': self.head}
 
+    @classmethod
+    def from_description(cls, description: dict) -> 'MLPPolicy':
+        return cls(obs_dim=description['obs_dim'], act_dim=description['act_dim'],
+                   hidden=description['hidden'], activation=description['activation'],
+                   head=description['head'])
 
-def build_policy(description: dict) -> MLPPolicy:
+
+# Every network a checkpoint may hold, by the ``type`` in its description. The table is fixed
+# in code: a checkpoint names a type, it never supplies code. Each class has
+# ``from_description(description)``, ``description()``, ``obs_dim``, ``act_dim`` and a
+# ``forward(obs)`` that returns the action in the robot's units.
+NETWORK_TYPES = {
+    'mlp': 'ilrl_ros.core.policies:MLPPolicy',
+}
+
+
+def build_policy(description: dict):
     """Rebuild a network from its ``description()`` (as stored in a checkpoint)."""
     kind = description.get('type') if isinstance(description, dict) else description
-    if kind != 'mlp':
-        raise ValueError(f'network type {kind!r} is not known; expected "mlp"')
+    if kind not in NETWORK_TYPES:
+        raise ValueError(f'network type {kind!r} is not known; expected one of '
+                         f'{", ".join(sorted(NETWORK_TYPES))}')
+    module_name, class_name = NETWORK_TYPES[kind].split(':')
+    network_class = getattr(importlib.import_module(module_name), class_name)
     try:
-        return MLPPolicy(obs_dim=description['obs_dim'], act_dim=description['act_dim'],
-                         hidden=description['hidden'], activation=description['activation'],
-                         head=description['head'])
+        return network_class.from_description(description)
     except KeyError as error:
         raise ValueError(f'network description lacks {error.args[0]!r}') from None
