@@ -91,6 +91,12 @@ class MLPPolicy(nn.Module):
 # ``forward(obs)`` that returns the action in the robot's units.
 NETWORK_TYPES = {
     'mlp': 'ilrl_ros.core.policies:MLPPolicy',
+    'actor_critic': 'ilrl_ros.core.algorithms.actor_critic:ActorCritic',
+    'q_network': 'ilrl_ros.core.algorithms.dqn:QPolicy',
+    'deterministic_actor': 'ilrl_ros.core.algorithms.td3:DeterministicActor',
+    'squashed_gaussian_actor': 'ilrl_ros.core.algorithms.sac:SquashedGaussianActor',
+    'linear_feedback': 'ilrl_ros.core.algorithms.lqr:LinearFeedbackPolicy',
+    'mpc': 'ilrl_ros.core.algorithms.mbrl:MPCPolicy',
 }
 
 
