@@ -1,1 +1,1 @@
-"""Simulated robots for the learning core: the corridor-following robot and the pendulum."""
+"""Simulated robots and MDPs for the learning core: corridor robot, pendulum, gridworld."""
