@@ -94,6 +94,30 @@ def train_bc(data_path, output, log_dir=None, **overrides):
     return path, result
 
 
+def cmd_train_rl(args) -> int:
+    from ilrl_ros.core.checkpoint import save_checkpoint
+    from ilrl_ros.core.training import train_rl
+    if args.env and args.output:
+        raise ValueError('a checkpoint needs a task spec: train on --task to write one '
+                         '(--env runs are for benchmarks)')
+    run = train_rl(args.algorithm, task=args.task, env_id=args.env, steps=args.steps,
+                   seed=args.seed, log_dir=args.log_dir,
+                   progress=_progress(args.algorithm), eval_episodes=args.eval_episodes)
+    evaluation = run.evaluation
+    print(f'{args.algorithm}: {run.env_steps} environment steps in {run.seconds:.1f} s'
+          + (f'; evaluation over {len(evaluation["returns"])} episodes: return '
+             f'{evaluation["mean"]:.1f} +/- {evaluation["std"]:.1f}' if evaluation else ''))
+    if args.output:
+        path = save_checkpoint(args.output, run.policy, algorithm=args.algorithm,
+                               spec=run.spec, config=run.config,
+                               provenance={'env_steps': run.env_steps, 'seconds': run.seconds,
+                                           'seed': args.seed, 'evaluation': evaluation})
+        print(f'wrote checkpoint {path}')
+    if args.log_dir:
+        print(f'logs and curves.png in {args.log_dir}')
+    return 0
+
+
 def cmd_train(args) -> int:
     hidden = tuple(int(h) for h in args.hidden.split(',')) if args.hidden else None
     path, result = train_bc(args.data, args.output, args.log_dir, head=args.head,
@@ -244,9 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser('train', help='train a policy from a dataset',
-                       description='Train offline with PyTorch and write a checkpoint '
+                       description='Train with PyTorch and write a checkpoint '
                        '(safetensors + manifest.json), TensorBoard logs, metrics.csv and '
-                       'curves.png.')
+                       'curves.png: behavior cloning from a dataset, or reinforcement '
+                       'learning on a task.')
     algos = p.add_subparsers(dest='algorithm', required=True, metavar='ALGORITHM')
     b = algos.add_parser('bc', help='behavior cloning',
                          description='Behavior cloning (Gaussian maximum likelihood or '
@@ -262,6 +287,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
     b.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
     b.set_defaults(func=cmd_train)
+    from ilrl_ros.core.training import ALGORITHMS
+    about = {'reinforce': 'REINFORCE with reward-to-go and a baseline (Williams 1992)',
+             'a2c': 'advantage actor-critic with GAE', 'ppo': 'PPO (Schulman et al. 2017)',
+             'dqn': 'DQN (Mnih et al. 2015); continuous tasks get discretised actions',
+             'ddpg': 'DDPG (Lillicrap et al. 2015)', 'td3': 'TD3 (Fujimoto et al. 2018)',
+             'sac': 'SAC with automatic entropy tuning (Haarnoja et al. 2018)',
+             'mbrl': 'learned dynamics ensemble + CEM model-predictive control',
+             'lqr': 'LQR on the linearised pendulum (no training)'}
+    for name in ALGORITHMS:
+        r = algos.add_parser(name, help=about[name], description=about[name] + '. Trains '
+                             'on a task (writes a checkpoint the policy node runs) or a '
+                             'gymnasium env, then evaluates the deterministic policy.')
+        where = r.add_mutually_exclusive_group(required=True)
+        where.add_argument('--task', help='our task (pendulum, track_follow, or a spec YAML)')
+        where.add_argument('--env', help='a gymnasium env id, e.g. CartPole-v1 (no checkpoint)')
+        r.add_argument('-o', '--output', default=None, help='checkpoint folder to write')
+        r.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
+        r.add_argument('--steps', type=int, default=None,
+                       help='environment steps (default: the preset for the env/task)')
+        r.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+        r.add_argument('--eval-episodes', type=int, default=10,
+                       help='evaluation episodes after training (default: %(default)s)')
+        r.set_defaults(func=cmd_train_rl)
 
     p = sub.add_parser('evaluate', help='run a checkpoint in the simulator (no ROS)',
                        description="Roll a checkpoint out in its task's simulator and print "

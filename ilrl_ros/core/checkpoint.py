@@ -7,6 +7,7 @@ read with safetensors. A checkpoint whose task contract differs from the running
 refused with the first difference.
 """
 
+import dataclasses
 from dataclasses import dataclass
 import hashlib
 import json
@@ -40,6 +41,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _jsonable(value):
+    """JSON for what configs hold besides plain types: NumPy values, nested dataclasses."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
 def save_checkpoint(path, policy: torch.nn.Module, *, algorithm: str, spec: TaskSpec,
                     config: dict, provenance: dict) -> Path:
     """Write a checkpoint folder atomically (a reader never sees half a checkpoint)."""
@@ -60,7 +72,8 @@ def save_checkpoint(path, policy: torch.nn.Module, *, algorithm: str, spec: Task
             'provenance': {'created_unix': time.time(), **provenance},
             'weights_sha256': _sha256(tmp / WEIGHTS),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + '\n')
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
+                                               default=_jsonable) + '\n')
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

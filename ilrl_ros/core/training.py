@@ -1,0 +1,134 @@
+"""Train any of the core's reinforcement learning algorithms on a task or a gymnasium env.
+
+One table names each algorithm's module and config; ``train_rl`` builds the environment
+(our task from its spec, or a gymnasium id such as ``CartPole-v1``), picks the config
+preset for it, trains, evaluates, and returns the policy network a checkpoint stores.
+``ilrl train <algo>`` and the benchmarks call it.
+"""
+
+from dataclasses import dataclass, replace
+import importlib
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ilrl_ros.core.rl import evaluate
+from ilrl_ros.core.spec import load_spec, TaskSpec
+from ilrl_ros.core.tasks import make_env
+from ilrl_ros.core.train_log import TrainingLog
+
+# name -> (module, config class, what it needs)
+ALGORITHMS = {
+    'reinforce': ('reinforce', 'REINFORCEConfig'),
+    'a2c': ('a2c', 'A2CConfig'),
+    'ppo': ('ppo', 'PPOConfig'),
+    'dqn': ('dqn', 'DQNConfig'),
+    'ddpg': ('ddpg', 'DDPGConfig'),
+    'td3': ('td3', 'TD3Config'),
+    'sac': ('sac', 'SACConfig'),
+    'mbrl': ('mbrl', 'MBRLConfig'),
+    'lqr': ('lqr', 'LQRConfig'),
+}
+# Our tasks that equal a gymnasium environment, whose tuned presets then apply.
+PRESET_FOR_TASK = {'pendulum': 'Pendulum-v1'}
+# Model-based RL plans with a known reward of the observation; the table in mbrl.py.
+MBRL_REWARD_FOR_TASK = {'pendulum': 'pendulum'}
+
+
+@dataclass
+class RLRun:
+    """A finished training run: the policy network, its log, and how it scored."""
+
+    algorithm: str
+    policy: torch.nn.Module
+    spec: TaskSpec
+    config: dict
+    log: TrainingLog
+    seconds: float
+    env_steps: int
+    evaluation: dict
+
+
+def _module(algorithm: str):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f'algorithm {algorithm!r} is not known; known: '
+                         f'{", ".join(sorted(ALGORITHMS))}')
+    name, config_name = ALGORITHMS[algorithm]
+    module = importlib.import_module(f'ilrl_ros.core.algorithms.{name}')
+    return module, getattr(module, config_name)
+
+
+def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int = None):
+    """The algorithm's config: its preset for ``preset`` when it has one, then overrides."""
+    _, config_class = _module(algorithm)
+    overrides = {k: v for k, v in (('total_steps', steps), ('seed', seed)) if v is not None}
+    overrides = {k: v for k, v in overrides.items() if k in config_class.__dataclass_fields__}
+    if preset and hasattr(config_class, 'for_env'):
+        try:
+            return config_class.for_env(preset, **overrides)
+        except (KeyError, ValueError):
+            pass
+    return replace(config_class(), **overrides)
+
+
+def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = None,
+             seed: int = 0, log_dir=None, progress=None, eval_episodes: int = 10,
+             dqn_bins: int = 5) -> RLRun:
+    """Train ``algorithm`` on our ``task`` (checkpointable) or a gymnasium ``env_id``."""
+    if (task is None) == (env_id is None):
+        raise ValueError('name exactly one of a task (e.g. pendulum) or a gymnasium env id')
+    module, _ = _module(algorithm)
+    spec = load_spec(task) if task else None
+    preset = PRESET_FOR_TASK.get(spec.name) if spec else env_id
+    config = make_config(algorithm, preset, steps, seed)
+    log = TrainingLog(log_dir)
+
+    def base_env():
+        return make_env(spec) if spec else gym.make(env_id)
+
+    env_fn = base_env
+    if algorithm == 'dqn' and isinstance(base_env().action_space, gym.spaces.Box):
+        # DQN needs discrete actions: a few torques per dimension stand for the Box.
+        def env_fn():
+            return module.DiscretizedActions(base_env(), bins=dqn_bins)
+    if algorithm == 'lqr':
+        if not spec or spec.name != 'pendulum':
+            raise ValueError('lqr is designed here for the pendulum task only')
+        result = module.pendulum_lqr(spec, config)
+        seconds, env_steps = 0.0, 0
+    elif algorithm == 'mbrl':
+        reward = MBRL_REWARD_FOR_TASK.get(spec.name) if spec else None
+        if reward is None:
+            raise ValueError(f'mbrl needs a known reward function; it has one for '
+                             f'{", ".join(MBRL_REWARD_FOR_TASK)} only')
+        result = module.train(env_fn, config, reward, log=log, progress=progress)
+        seconds, env_steps = result.seconds, result.env_steps
+    else:
+        result = module.train(env_fn, config, log=log, progress=progress)
+        seconds, env_steps = result.seconds, result.env_steps
+    policy = result.policy.eval()
+    # Evaluated on the task itself: a network's forward gives the task's own action (a
+    # discretised DQN's table maps back to torques), as the policy node will use it.
+    evaluation = evaluate(policy_actor(policy, base_env()), base_env, episodes=eval_episodes,
+                          seed=10_000 + seed) if eval_episodes else {}
+    if evaluation:
+        log.scalar('eval/mean_return', evaluation['mean'], env_steps)
+    log.close()
+    config_dict = result.config if isinstance(result.config, dict) else vars(config)
+    return RLRun(algorithm=algorithm, policy=policy, spec=spec, config=config_dict, log=log,
+                 seconds=seconds, env_steps=env_steps, evaluation=evaluation)
+
+
+def policy_actor(policy: torch.nn.Module, env: gym.Env):
+    """``act(obs) -> action`` for an env: the network's deterministic action, env-shaped."""
+    space = env.action_space
+
+    def act(obs):
+        with torch.inference_mode():
+            out = policy(torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0))[0]
+        out = out.numpy()
+        if isinstance(space, gym.spaces.Discrete):
+            return int(round(float(out[0])))
+        return out.astype(space.dtype)
+    return act
