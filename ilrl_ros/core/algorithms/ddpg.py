@@ -1,0 +1,103 @@
+"""Deep deterministic policy gradient (DDPG) for continuous actions.
+
+Lillicrap et al., "Continuous control with deep reinforcement learning", ICLR 2016
+(arXiv:1509.02971); the deterministic policy gradient from Silver et al., ICML 2014. One
+critic learns Q(s, a) against the target r + gamma Q'(s', mu'(s')); the actor ascends
+Q(s, mu(s)); both targets follow by Polyak averaging. As in Stable-Baselines3 (and TD3's
+"our DDPG"), exploration is Gaussian rather than Ornstein-Uhlenbeck noise.
+
+TD3 is DDPG plus three changes, so DDPG runs TD3's loop (``td3.train_deterministic``) with
+one critic, no target smoothing and no delay; the policy is a ``td3.DeterministicActor``.
+"""
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ilrl_ros.core.algorithms.dqn import check_config, config_dict, OffPolicyResult, td_target
+from ilrl_ros.core.algorithms.td3 import TD3Config, train_deterministic
+from ilrl_ros.core.train_log import TrainingLog
+
+
+@dataclass
+class DDPGConfig:
+    """DDPG settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    total_steps: int = 20_000
+    """Environment steps."""
+    lr: float = 1e-3
+    """Adam learning rate of the actor and the critic."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 100
+    """Uniformly random steps before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    tau: float = 0.005
+    """Polyak rate of the target networks."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 1
+    """Environment steps between training rounds."""
+    gradient_steps: int = 1
+    """Gradient steps per training round."""
+    action_noise: float = 0.1
+    """Std of the Gaussian exploration noise, in normalised action units ([-1, 1]); 0.1 as
+    in the TD3 paper (Stable-Baselines3 has no noise unless given some)."""
+    hidden: tuple = (400, 300)
+    """Hidden layer widths of the actor and of the critic."""
+    activation: str = 'relu'
+    """Activation between hidden layers: relu, tanh or elu."""
+    seed: int = 0
+    """Seed for initialisation, exploration, replay sampling and the env's first reset."""
+    log_every: int = 1000
+    """Environment steps between ``train/...`` scalars."""
+    torch_threads: int = 1
+    """Intra-op threads while training (restored afterwards)."""
+    matmul_precision: str = 'highest'
+    """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
+    ``dqn.torch_settings``)."""
+
+    def __post_init__(self):
+        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
+                                     'gradient_steps', 'log_every', 'torch_threads'),
+                     fractions=('gamma', 'tau'))
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> 'DDPGConfig':
+        """The rl-baselines3-zoo's tuned DDPG settings for ``env_id`` (hyperparams/ddpg.yml)."""
+        if env_id not in DDPG_PRESETS:
+            raise ValueError(f'no DDPG preset for {env_id!r}; presets exist for '
+                             f'{", ".join(sorted(DDPG_PRESETS))}')
+        return replace(cls(**DDPG_PRESETS[env_id]), **overrides)
+
+    def as_td3(self) -> TD3Config:
+        """The TD3 settings that run this DDPG: one critic, no smoothing, no delay."""
+        return TD3Config(**vars(self), n_critics=1, policy_delay=1, target_policy_noise=0.0,
+                         target_noise_clip=0.0)
+
+
+# rl-baselines3-zoo hyperparams/ddpg.yml (checked against commit 22e3ff2, April 2026). Our
+# 'pendulum' task is Pendulum-v1 step for step.
+DDPG_PRESETS = {
+    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
+                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
+                        train_freq=1, lr=1e-3, hidden=(400, 300)),
+}
+DDPG_PRESETS['pendulum'] = DDPG_PRESETS['Pendulum-v1']
+
+
+def ddpg_target(rewards: torch.Tensor, terminated: torch.Tensor,
+                next_q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """DDPG's target r + gamma (1 - terminated) Q'(s', mu'(s')), next_q [B].
+
+    What ``td3.td3_target`` computes with one critic and no smoothing noise.
+    """
+    return td_target(rewards, terminated, next_q, gamma)
+
+
+def train(env_fn, config: DDPGConfig = DDPGConfig(), log: TrainingLog = None,
+          progress=None) -> OffPolicyResult:
+    """Train a ``DeterministicActor`` with DDPG on ``env_fn()`` (a Box action space)."""
+    return train_deterministic(env_fn, config.as_td3(), log, progress,
+                               report_config=config_dict(config))

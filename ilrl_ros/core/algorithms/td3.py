@@ -1,0 +1,362 @@
+"""Twin Delayed DDPG (TD3) for continuous actions; its actor and critics serve DDPG and SAC.
+
+Fujimoto, van Hoof & Meger, "Addressing Function Approximation Error in Actor-Critic
+Methods", ICML 2018. Three changes to DDPG: the target is the minimum of twin critics, the
+target action is smoothed with clipped Gaussian noise, and the actor (and the targets) are
+updated only every ``policy_delay`` critic updates. DDPG is this loop with one critic, no
+smoothing and no delay (``ddpg.py``).
+
+Networks work in normalised actions in [-1, 1]; ``DeterministicActor.forward`` scales them
+to the task's bounds. The twin critics are one ``CriticEnsemble``: each layer of all
+critics is one batched matrix product.
+"""
+
+import copy
+from dataclasses import dataclass, replace
+import logging
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ilrl_ros.core.algorithms.dqn import (
+    adam,
+    check_config,
+    config_dict,
+    EpisodeReturns,
+    OffPolicyResult,
+    td_target,
+    torch_settings,
+)
+from ilrl_ros.core.policies import ACTIVATIONS, mlp
+from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
+from ilrl_ros.core.train_log import TrainingLog
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TD3Config:
+    """TD3 settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    total_steps: int = 20_000
+    """Environment steps."""
+    lr: float = 1e-3
+    """Adam learning rate of the actor and the critics."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 100
+    """Uniformly random steps before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    tau: float = 0.005
+    """Polyak rate of the target networks."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 1
+    """Environment steps between training rounds."""
+    gradient_steps: int = 1
+    """Critic updates per training round."""
+    action_noise: float = 0.1
+    """Std of the Gaussian exploration noise, in normalised action units ([-1, 1]); 0.1 as
+    in the TD3 paper (Stable-Baselines3 has no noise unless given some)."""
+    policy_delay: int = 2
+    """Critic updates per actor and target update."""
+    target_policy_noise: float = 0.2
+    """Std of the target policy smoothing noise (normalised units)."""
+    target_noise_clip: float = 0.5
+    """Clip of the target policy smoothing noise."""
+    n_critics: int = 2
+    """Critics whose minimum is the target (2: TD3's clipped double Q)."""
+    hidden: tuple = (400, 300)
+    """Hidden layer widths of the actor and of each critic."""
+    activation: str = 'relu'
+    """Activation between hidden layers: relu, tanh or elu."""
+    seed: int = 0
+    """Seed for initialisation, exploration, replay sampling and the env's first reset."""
+    log_every: int = 1000
+    """Environment steps between ``train/...`` scalars."""
+    torch_threads: int = 1
+    """Intra-op threads while training (restored afterwards)."""
+    matmul_precision: str = 'highest'
+    """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
+    ``dqn.torch_settings``)."""
+
+    def __post_init__(self):
+        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
+                                     'gradient_steps', 'policy_delay', 'n_critics', 'log_every',
+                                     'torch_threads'),
+                     fractions=('gamma', 'tau'))
+
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> 'TD3Config':
+        """The rl-baselines3-zoo's tuned TD3 settings for ``env_id`` (hyperparams/td3.yml)."""
+        if env_id not in TD3_PRESETS:
+            raise ValueError(f'no TD3 preset for {env_id!r}; presets exist for '
+                             f'{", ".join(sorted(TD3_PRESETS))}')
+        return replace(cls(**TD3_PRESETS[env_id]), **overrides)
+
+
+# rl-baselines3-zoo hyperparams/td3.yml (checked against commit 22e3ff2, April 2026). Our
+# 'pendulum' task is Pendulum-v1 step for step.
+TD3_PRESETS = {
+    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
+                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
+                        train_freq=1, lr=1e-3, hidden=(400, 300)),
+}
+TD3_PRESETS['pendulum'] = TD3_PRESETS['Pendulum-v1']
+
+
+# ---------------------------------------------------------------- networks
+
+class DeterministicActor(nn.Module):
+    """mu(s): an MLP with a tanh output, scaled to the action bounds (kept as buffers)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high, hidden=(400, 300),
+                 activation: str = 'relu'):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
+        self.net = mlp([self.obs_dim, *self.hidden, self.act_dim], activation)
+        register_action_bounds(self, low, high)
+
+    def normalized(self, obs: torch.Tensor) -> torch.Tensor:
+        """The action in [-1, 1] (what the critics see)."""
+        return torch.tanh(self.net(obs))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return to_env_units(self, self.normalized(obs))
+
+    def description(self) -> dict:
+        return {'type': 'deterministic_actor', 'obs_dim': self.obs_dim,
+                'act_dim': self.act_dim, 'hidden': list(self.hidden),
+                'activation': self.activation}
+
+    @classmethod
+    def from_description(cls, description: dict) -> 'DeterministicActor':
+        act_dim = description['act_dim']
+        # The bounds are buffers: the checkpoint's weights file fills them in.
+        return cls(description['obs_dim'], act_dim, -np.ones(act_dim), np.ones(act_dim),
+                   hidden=description['hidden'], activation=description['activation'])
+
+
+def register_action_bounds(module: nn.Module, low, high) -> None:
+    """Store the action bounds as buffers ``act_low`` and ``act_high``, checked."""
+    low = torch.as_tensor(np.asarray(low, dtype=np.float32).reshape(-1))
+    high = torch.as_tensor(np.asarray(high, dtype=np.float32).reshape(-1))
+    if low.shape != (module.act_dim,) or high.shape != (module.act_dim,):
+        raise ValueError(f'action bounds have shapes {tuple(low.shape)} and '
+                         f'{tuple(high.shape)}; expected ({module.act_dim},)')
+    if not (torch.isfinite(low).all() and torch.isfinite(high).all() and (low < high).all()):
+        raise ValueError(f'action bounds must be finite with low < high; got low='
+                         f'{low.tolist()} high={high.tolist()}')
+    module.register_buffer('act_low', low.clone())
+    module.register_buffer('act_high', high.clone())
+
+
+def to_env_units(module: nn.Module, normalized: torch.Tensor) -> torch.Tensor:
+    """Map [-1, 1] to [act_low, act_high]."""
+    return module.act_low + 0.5 * (normalized + 1.0) * (module.act_high - module.act_low)
+
+
+class CriticEnsemble(nn.Module):
+    """n independent Q(s, a) MLPs evaluated together: [B, obs], [B, act] -> [n, B].
+
+    Layer l of all critics is one ``baddbmm`` over weights stacked as [n, in, out]; each
+    critic is initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in)).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), n: int = 2,
+                 activation: str = 'relu'):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
+        self.n = int(n)
+        self.activation = activation
+        sizes = [int(obs_dim) + int(act_dim), *(int(h) for h in hidden), 1]
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append(nn.Parameter(
+                torch.empty(self.n, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(self.n, 1, fan_out).uniform_(-bound,
+                                                                                      bound)))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor, frozen: bool = False,
+                first_only: bool = False) -> torch.Tensor:
+        """Q-values [n, B] ([1, B] with ``first_only``).
+
+        ``frozen``: no gradient to the critics' weights, only to the inputs (the actor's
+        loss); it skips those products.
+        """
+        n = 1 if first_only else self.n
+        x = torch.cat([obs, actions], dim=-1).expand(n, -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if first_only:
+                w, b = w[:1], b[:1]
+            if frozen:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = INPLACE_ACTIVATIONS[self.activation](x)
+        return x.squeeze(-1)
+
+
+# In place on the fresh output of a matrix product (whose backward does not need it): one
+# less 2 x 256 x 256 tensor to allocate and stream through the cache per layer.
+INPLACE_ACTIVATIONS = {'relu': torch.relu_, 'tanh': torch.tanh_,
+                       'elu': lambda x: nn.functional.elu_(x)}
+
+
+# ---------------------------------------------------------------- losses and targets
+
+def smoothed_target_actions(next_actions: torch.Tensor, noise: torch.Tensor,
+                            noise_clip: float) -> torch.Tensor:
+    """Target policy smoothing: clip(mu'(s') + clip(noise, -c, c), -1, 1)."""
+    return (next_actions + noise.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+def min_q_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
+                 gamma: float) -> torch.Tensor:
+    """Clipped double-Q target: r + gamma (1 - terminated) min_i Q'_i(s', a'), next_q [n, B]."""
+    return td_target(rewards, terminated, next_q.min(dim=0).values, gamma)
+
+
+def td3_target(batch, target_actor: DeterministicActor, target_critics: CriticEnsemble,
+               gamma: float, noise_std: float, noise_clip: float,
+               noise: torch.Tensor = None) -> torch.Tensor:
+    """TD3's critic target for a ``TransitionBatch`` (``noise``: fixed smoothing noise)."""
+    with torch.no_grad():
+        next_actions = target_actor.normalized(batch.next_obs)
+        if noise is None:
+            noise = torch.randn_like(next_actions) * noise_std
+        next_actions = smoothed_target_actions(next_actions, noise, noise_clip)
+        next_q = target_critics(batch.next_obs, next_actions)
+        return min_q_target(batch.rewards, batch.terminated, next_q, gamma)
+
+
+def critic_loss(q: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum over the critics of the mean squared TD error, q [n, B], targets [B]."""
+    return ((q - targets) ** 2).mean(dim=-1).sum()
+
+
+def deterministic_actor_loss(q_first_critic: torch.Tensor) -> torch.Tensor:
+    """-E[Q_1(s, mu(s))]: the deterministic policy gradient through the first critic."""
+    return -q_first_critic.mean()
+
+
+# ---------------------------------------------------------------- training
+
+def train(env_fn, config: TD3Config = TD3Config(), log: TrainingLog = None,
+          progress=None) -> OffPolicyResult:
+    """Train a ``DeterministicActor`` with TD3 on ``env_fn()`` (a Box action space)."""
+    return train_deterministic(env_fn, config, log, progress)
+
+
+def train_deterministic(env_fn, config: TD3Config, log: TrainingLog = None,
+                        progress=None, report_config: dict = None) -> OffPolicyResult:
+    """The TD3 loop; DDPG runs it with one critic, no smoothing and no delay."""
+    log = log or TrainingLog()
+    with torch_settings(config.torch_threads, config.matmul_precision):
+        result = _train(env_fn, config, log, progress)
+    if report_config is not None:
+        result.config = report_config
+    return result
+
+
+def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> OffPolicyResult:
+    rng = seed_everything(config.seed)
+    env = env_fn()
+    obs_dim, act_dim, low, high = box_dims(env)
+    actor = DeterministicActor(obs_dim, act_dim, low, high, config.hidden, config.activation)
+    critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
+                             config.activation)
+    target_actor, target_critics = copy.deepcopy(actor), copy.deepcopy(critics)
+    target_actor.requires_grad_(False)
+    target_critics.requires_grad_(False)
+    actor_opt, critic_opt = adam(actor.parameters(), config.lr), adam(critics.parameters(),
+                                                                      config.lr)
+    buffer = ReplayBuffer(obs_dim, (act_dim,), config.buffer_size)
+    episodes = EpisodeReturns(log)
+    tracker = Progress(config.total_steps, progress)
+    sums = {'critic_loss': torch.zeros(()), 'actor_loss': torch.zeros(()),
+            'q': torch.zeros(())}
+    total_updates = critic_updates = actor_updates = 0
+    metrics = {}
+
+    obs, _ = env.reset(seed=config.seed)
+    for step in range(1, config.total_steps + 1):
+        if step <= config.learning_starts:
+            action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+        else:
+            with torch.inference_mode():
+                mean = actor.normalized(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
+            noise = rng.normal(0.0, config.action_noise, act_dim) if config.action_noise else 0
+            action = np.clip(mean.numpy()[0] + noise, -1.0, 1.0).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(low + 0.5 * (action + 1.0) *
+                                                              (high - low))
+        buffer.add(np.reshape(obs, (1, -1)), action[None], [reward],
+                   np.reshape(next_obs, (1, -1)), [float(terminated)])
+        episodes.add(reward, terminated or truncated, step)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+
+        if step > config.learning_starts and step % config.train_freq == 0:
+            for _ in range(config.gradient_steps):
+                batch = buffer.sample(config.batch_size, rng)
+                targets = td3_target(batch, target_actor, target_critics, config.gamma,
+                                     config.target_policy_noise, config.target_noise_clip)
+                q = critics(batch.obs, batch.actions)
+                loss = critic_loss(q, targets)
+                critic_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                critic_opt.step()
+                total_updates += 1
+                critic_updates += 1
+                sums['critic_loss'] += loss.detach()
+                sums['q'] += q[0].detach().mean()
+                if total_updates % config.policy_delay == 0:
+                    q_pi = critics(batch.obs, actor.normalized(batch.obs), frozen=True,
+                                   first_only=True)[0]
+                    loss = deterministic_actor_loss(q_pi)
+                    actor_opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    actor_opt.step()
+                    actor_updates += 1
+                    sums['actor_loss'] += loss.detach()
+                    polyak_update(target_critics, critics, config.tau)
+                    polyak_update(target_actor, actor, config.tau)
+
+        if step % config.log_every == 0 or step == config.total_steps:
+            metrics = {'rollout/ep_return_mean': episodes.recent_mean(),
+                       'train/steps_per_second': step / max(tracker.seconds, 1e-9)}
+            if critic_updates:
+                metrics['train/critic_loss'] = float(sums['critic_loss']) / critic_updates
+                metrics['train/q_mean'] = float(sums['q']) / critic_updates
+            if actor_updates:
+                metrics['train/actor_loss'] = float(sums['actor_loss']) / actor_updates
+            for name, value in metrics.items():
+                log.scalar(name, value, step)
+            sums = {k: torch.zeros(()) for k in sums}
+            critic_updates = actor_updates = 0
+        if step % 100 == 0 or step == config.total_steps:
+            tracker(step, metrics)
+    env.close()
+    actor.eval()
+    return OffPolicyResult(policy=actor, log=log, config=config_dict(config),
+                           seconds=tracker.seconds, env_steps=config.total_steps)
+
+
+def box_dims(env) -> tuple:
+    """(obs_dim, act_dim, low, high) of an env with a 1-D Box action space."""
+    space = env.action_space
+    if not hasattr(space, 'low') or len(space.shape) != 1:
+        raise ValueError(f'this algorithm needs a 1-D Box action space, got {space}')
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f'this algorithm needs finite action bounds, got low={low.tolist()} '
+                         f'high={high.tolist()}')
+    return int(np.prod(env.observation_space.shape)), space.shape[0], low, high
