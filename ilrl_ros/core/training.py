@@ -59,11 +59,17 @@ def _module(algorithm: str):
     return module, getattr(module, config_name)
 
 
-def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int = None):
+def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int = None,
+                overrides: dict = None):
     """The algorithm's config: its preset for ``preset`` when it has one, then overrides."""
     _, config_class = _module(algorithm)
-    overrides = {k: v for k, v in (('total_steps', steps), ('seed', seed)) if v is not None}
-    overrides = {k: v for k, v in overrides.items() if k in config_class.__dataclass_fields__}
+    fields = config_class.__dataclass_fields__
+    unknown = sorted(set(overrides or {}) - set(fields))
+    if unknown:
+        raise ValueError(f'{algorithm} has no setting {", ".join(unknown)}; its settings: '
+                         f'{", ".join(sorted(fields))}')
+    chosen = {k: v for k, v in (('total_steps', steps), ('seed', seed)) if v is not None}
+    overrides = {**{k: v for k, v in chosen.items() if k in fields}, **(overrides or {})}
     if preset and hasattr(config_class, 'for_env'):
         try:
             return config_class.for_env(preset, **overrides)
@@ -74,14 +80,30 @@ def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int
 
 def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = None,
              seed: int = 0, log_dir=None, progress=None, eval_episodes: int = 10,
-             dqn_bins: int = 5) -> RLRun:
-    """Train ``algorithm`` on our ``task`` (checkpointable) or a gymnasium ``env_id``."""
+             dqn_bins: int = 5, overrides: dict = None) -> RLRun:
+    """Train ``algorithm`` on our ``task`` (checkpointable) or a gymnasium ``env_id``.
+
+    ``overrides`` sets config fields by name on top of the preset. Training runs on one
+    torch thread: small networks gain nothing from more, and a busy machine makes extra
+    threads spin.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress,
+                         eval_episodes, dqn_bins, overrides)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_episodes,
+              dqn_bins, overrides) -> RLRun:
     if (task is None) == (env_id is None):
         raise ValueError('name exactly one of a task (e.g. pendulum) or a gymnasium env id')
     module, _ = _module(algorithm)
     spec = load_spec(task) if task else None
     preset = PRESET_FOR_TASK.get(spec.name) if spec else env_id
-    config = make_config(algorithm, preset, steps, seed)
+    config = make_config(algorithm, preset, steps, seed, overrides)
     log = TrainingLog(log_dir)
 
     def base_env():
