@@ -33,16 +33,19 @@ A tick is missed when its observation got no command (``lost``) or its command a
 after the next observation was sent (``late``).
 
 Timer mode: the policy node runs with ``mode:=timer`` at ``--timer-rate`` while the driver
-streams observations at that rate; reported are commands per second against the rate, the
-share of intervals between command arrivals within +/-50% of the period ("on time"), and
-the policy node's own tick counters from ``/policy/status``. The bare floor has no timer
-mode: it is a ping-pong by construction.
+streams observations at that rate. A tick is on time when its period of the timer's grid
+(placed at the commands' mean phase) received exactly one command, within half a period;
+also reported are commands per second, the share of intervals between arrivals within
++/-50% of the period, and the node's own counters from ``/policy/status``. The bare floor
+has no timer mode: it is a ping-pong by construction.
 
 Runs are interleaved (every rate runs each SUT in turn, the order rotating) so that a change
-in machine load hits all systems alike; ``bg cpu`` is what else ran on the machine during a
-window, in cores. Nothing is asserted: the script prints figures and targets and exits 0
-unless it could not run. No process is pinned; every SUT runs in a session of its own and
-is killed with its process group however the benchmark ends.
+in machine load hits all systems alike. ``others`` is the CPU (in cores) that every process
+but the driver and the SUT used during a window, ``wait`` the share of it in which some task
+waited for a CPU (Linux PSI): figures taken while either is high measure the machine more
+than the SUT. Nothing is asserted: the script prints figures and targets and exits 0 unless
+it could not run. No process is pinned; every SUT runs in a session of its own and is killed
+with its process group however the benchmark ends.
 
 Examples::
 
@@ -62,6 +65,7 @@ from pathlib import Path
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,20 +163,44 @@ def event_stats(records: list, stamped: bool) -> dict:
     return stats, answers
 
 
+def tick_slots(arrivals_ns, period_ns: float) -> dict:
+    """Count the control periods that got exactly one command, none, or more.
+
+    The timer keeps its phase, so the periods form a grid; it is placed at the arrivals'
+    mean phase, and each arrival belongs to the grid point nearest to it (within half a
+    period). A tick that comes more than half a period late leaves its slot empty and
+    doubles up the next one.
+    """
+    import numpy as np
+    arrivals = np.asarray(arrivals_ns, dtype=np.int64)
+    if arrivals.size < 2:
+        return {'slots': 0, 'one': 0, 'empty': 0, 'crowded': 0, 'on_time_fraction': None}
+    offset = arrivals - arrivals[0]
+    angle = 2.0 * np.pi * np.mod(offset, period_ns) / period_ns
+    phase = np.angle(np.mean(np.exp(1j * angle))) / (2.0 * np.pi) * period_ns
+    slot = np.rint((offset - phase) / period_ns).astype(np.int64)
+    counts = np.bincount(slot - slot.min())
+    one = int(np.count_nonzero(counts == 1))
+    return {'slots': int(counts.size), 'one': one,
+            'empty': int(np.count_nonzero(counts == 0)),
+            'crowded': int(np.count_nonzero(counts > 1)), 'on_time_fraction': one / counts.size}
+
+
 def timer_stats(record: dict, rate_hz: float, stamped: bool) -> dict:
     """Command rate and regularity of a timer-mode run, from command arrival times."""
     import numpy as np
     start, end = record['window']
     commands = [c for c in record['commands'] if start <= c[1] < end]
     period_ns = 1e9 / rate_hz
-    intervals = np.diff(np.asarray([c[1] for c in commands], dtype=np.int64))
-    on_time = int(np.count_nonzero((intervals >= 0.5 * period_ns)
+    arrivals = [c[1] for c in commands]
+    intervals = np.diff(np.asarray(arrivals, dtype=np.int64))
+    regular = int(np.count_nonzero((intervals >= 0.5 * period_ns)
                                    & (intervals <= 1.5 * period_ns)))
     seconds = (end - start) / 1e9
     result = {'rate_hz': rate_hz, 'commands': len(commands), 'seconds': seconds,
-              'commands_per_s': len(commands) / seconds, 'intervals': int(intervals.size),
-              'on_time': on_time,
-              'on_time_fraction': on_time / intervals.size if intervals.size else None,
+              'commands_per_s': len(commands) / seconds, 'slots': tick_slots(arrivals, period_ns),
+              'intervals': int(intervals.size), 'regular_intervals': regular,
+              'regular_fraction': regular / intervals.size if intervals.size else None,
               'interval_us': summary_us(intervals)}
     if stamped:
         # How old the observation a command answers is when it arrives: up to a period of
@@ -398,21 +426,51 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def machine_cpu_s() -> tuple:
-    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+def others_cpu_s(exclude: set) -> float:
+    """CPU seconds used so far by every process but ``exclude``, reaped children included.
+
+    Summed over /proc/<pid>/stat, which is exact; /proc/stat's tick sampling is not, and
+    aliases with processes that wake at a fixed rate such as these.
+    """
+    total = 0
+    for entry in os.scandir('/proc'):
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            fields = Path(entry.path, 'stat').read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])
+    return total / os.sysconf('SC_CLK_TCK')
+
+
+def cpu_pressure_s() -> float:
+    """Seconds so far during which some runnable task waited for a CPU (Linux PSI)."""
     try:
-        values = [int(v) for v in Path('/proc/stat').read_text().split('\n')[0].split()[1:]]
+        some = Path('/proc/pressure/cpu').read_text().split('\n')[0]
     except OSError:
-        return math.nan, math.nan
-    idle = values[3] + values[4]
-    steal = values[7] if len(values) > 7 else 0
-    tick = os.sysconf('SC_CLK_TCK')
-    # Guest time is already counted in user time.
-    return (sum(values[:8]) - idle - steal) / tick, steal / tick
+        return math.nan
+    return int(some.rsplit('total=', 1)[1]) / 1e6
+
+
+def _pdeathsig():
+    """A pre-exec hook asking Linux to SIGTERM the child when the driver dies, or None.
+
+    Loaded here, before the fork: the hook itself must not import or open libraries.
+    """
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 class Child:
-    """A SUT process in a session of its own, always stopped with its whole group."""
+    """A SUT process in a session of its own, always stopped with its whole group.
+
+    It also gets SIGTERM from Linux if the driver dies without stopping it (even by SIGKILL).
+    """
 
     def __init__(self, command: list, log_path: Path):
         self.log_path = log_path
@@ -421,7 +479,7 @@ class Child:
         env['PYTHONPATH'] = os.pathsep.join(filter(None, (str(REPO), env.get('PYTHONPATH'))))
         self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
-                                     cwd=REPO, env=env)
+                                     cwd=REPO, env=env, preexec_fn=_pdeathsig())
 
     @property
     def pid(self) -> int:
@@ -519,10 +577,30 @@ class Driver:
                 raise RuntimeError(f'the SUT exited early (code {child.proc.returncode}); '
                                    f'its log {child.log_path} ends:\n{child.tail()}')
 
+    def _check_alone(self, wait_s: float = 3.0) -> None:
+        """Warn if some other node on this domain talks on the task's topics."""
+        def strangers():
+            found = [f'{self.spec.action.topic} has a publisher'] \
+                if self.node.count_publishers(self.spec.action.topic) else []
+            for pub in self.publishers:
+                if self.node.count_publishers(pub.topic_name) > 1:
+                    found.append(f'{pub.topic_name} has another publisher')
+            return found
+
+        deadline = time.monotonic() + wait_s  # a stopped SUT may take a moment to leave
+        while strangers() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.1)
+        found = strangers()
+        if found:
+            log(f'WARNING: other nodes on ROS_DOMAIN_ID {os.environ.get("ROS_DOMAIN_ID")}: '
+                f'{"; ".join(found)}. Their messages mix with the benchmark\'s; use '
+                f'another --domain-id.')
+
     def run(self, command: list, log_path: Path, rate_hz: float, warmup_s: float,
             duration_s: float, startup_timeout_s: float) -> dict:
         """Start a SUT, stream until it answers, warm up, measure, stop it; return records."""
         self._reset()
+        self._check_alone()
         child = Child(command, log_path)
         try:
             self._timer = self.node.create_timer(1.0 / rate_hz, self._tick)
@@ -544,7 +622,8 @@ class Driver:
                 for key, at in (('start', start), ('end', end)):
                     if key not in cpu and now >= at:
                         cpu[key] = (now, process_cpu_s(child.pid), os.times(),
-                                    machine_cpu_s())
+                                    others_cpu_s({os.getpid(), child.pid}),
+                                    cpu_pressure_s())
 
             self._spin_until(end, child, sample_cpu)
             sample_cpu()
@@ -559,17 +638,16 @@ class Driver:
                 self.node.destroy_timer(self._timer)
                 self._timer = None
             child.stop()
-        (t0, sut0, own0, (busy0, steal0)), (t1, sut1, own1, (busy1, steal1)) = \
+        (t0, sut0, own0, others0, psi0), (t1, sut1, own1, others1, psi1) = \
             cpu['start'], cpu['end']
         wall = (t1 - t0) / 1e9
-        sut = (sut1 - sut0) / wall
-        driver = (own1.user + own1.system - own0.user - own0.system) / wall
         return {'sends': list(self.sends), 'commands': list(self.commands),
                 'statuses': list(self.statuses), 'publish_ns': list(self.publish_ns),
                 'window': (start, end), 'startup_s': (ready - started) / 1e9,
-                'sut_cpu': sut, 'driver_cpu': driver,
-                'background_cpu': (busy1 - busy0) / wall - sut - driver,
-                'steal_cpu': (steal1 - steal0) / wall}
+                'sut_cpu': (sut1 - sut0) / wall,
+                'driver_cpu': (own1.user + own1.system - own0.user - own0.system) / wall,
+                'others_cpu': (others1 - others0) / wall,
+                'cpu_pressure': (psi1 - psi0) / wall}
 
     def command_values(self, msg):
         from ilrl_ros.messages import action_from_message
@@ -645,6 +723,37 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def wait_for_quiet(limit: float, max_wait_s: float) -> float:
+    """Wait until the other processes use less than ``limit`` cores (or time runs out)."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before, t0 = others_cpu_s({os.getpid()}), time.monotonic()
+        time.sleep(0.5)
+        load = (others_cpu_s({os.getpid()}) - before) / (time.monotonic() - t0)
+        if load <= limit or time.monotonic() > deadline:
+            return load
+        log(f'  waiting for a quieter machine: other processes use {load:.2f} cores')
+
+
+def measure(args, driver, command: list, log_path: Path, rate_hz: float) -> dict:
+    """One run; with --max-others, after waiting for a quiet machine and again if it was not."""
+    attempts = 1 + (args.retries if args.max_others else 0)
+    for attempt in range(attempts):
+        if args.max_others:
+            wait_for_quiet(args.max_others, args.quiet_wait)
+        record = driver.run(command, log_path, rate_hz, args.warmup, args.duration,
+                            args.startup_timeout)
+        record['attempts'] = attempt + 1
+        record['over_limit'] = bool(args.max_others) and \
+            record['others_cpu'] > args.max_others
+        if not record['over_limit']:
+            break
+        log(f'  other processes used {record["others_cpu"]:.2f} cores in the window '
+            f'(limit {args.max_others:g})' + ('; measuring again' if attempt + 1 < attempts
+                                               else '; keeping it, flagged'))
+    return record
+
+
 def run_event_mode(args, driver, sut) -> dict:
     """Interleave every system at every rate, ``args.rounds`` times; records by (rate, system)."""
     records = {}
@@ -657,15 +766,15 @@ def run_event_mode(args, driver, sut) -> dict:
             for system in args.systems[shift:] + args.systems[:shift]:
                 log(f'round {round_index + 1}/{args.rounds}, {rate:g} Hz, {system}: start, '
                     f'{args.warmup:g} s warm-up, {args.duration:g} s measured')
-                record = driver.run(sut(system), sut.work / f'{system}_{rate:g}hz_'
-                                    f'r{round_index}.log', rate, args.warmup, args.duration,
-                                    args.startup_timeout)
+                record = measure(args, driver, sut(system),
+                                 sut.work / f'{system}_{rate:g}hz_r{round_index}.log', rate)
                 stats, _ = event_stats([record], driver.stamped)
                 lat = stats['latency_us']
                 log(f'  answered {record["startup_s"]:.1f} s after start; {stats["samples"]} '
                     f'samples, p50 {fmt(lat["p50"])} us, p99 {fmt(lat["p99"])} us, missed '
-                    f'{stats["missed"]}, SUT cpu {100 * record["sut_cpu"]:.0f}%, bg cpu '
-                    f'{record["background_cpu"]:.2f}')
+                    f'{stats["missed"]}, SUT cpu {100 * record["sut_cpu"]:.0f}%, others '
+                    f'{record["others_cpu"]:.2f} cores, cpu wait '
+                    f'{fmt(100 * record["cpu_pressure"])}%')
                 errors = [s for _, s in record['statuses'] if s.get('errors')]
                 if errors:
                     log(f'  the policy node reported errors: {errors[-1]}')
@@ -689,15 +798,21 @@ def event_rows(args, driver, records: dict):
                 'rate_hz': rate, 'system': system, **stats,
                 'sut_cpu': float(np.mean([r['sut_cpu'] for r in runs])),
                 'driver_cpu': float(np.mean([r['driver_cpu'] for r in runs])),
-                'background_cpu': float(np.mean([r['background_cpu'] for r in runs])),
-                'steal_cpu': float(np.mean([r['steal_cpu'] for r in runs])),
+                'others_cpu': float(np.mean([r['others_cpu'] for r in runs])),
+                'cpu_pressure': float(np.mean([r['cpu_pressure'] for r in runs])),
                 'driver_publish_us': summary_us([p for r in runs for p in r['publish_ns']]),
-                'startup_s': [r['startup_s'] for r in runs]}
+                'startup_s': [r['startup_s'] for r in runs],
+                'attempts': [r['attempts'] for r in runs],
+                'over_limit_runs': sum(r['over_limit'] for r in runs)}
             rows.append(row)
         if 'bare' in by_system and 'ilrl' in by_system:
-            bare, ilrl = by_system['bare']['latency_us'], by_system['ilrl']['latency_us']
-            by_system['ilrl']['p50_ratio'] = ratio(ilrl['p50'], bare['p50'])
-            by_system['ilrl']['p99_ratio'] = ratio(ilrl['p99'], bare['p99'])
+            bare, ilrl = by_system['bare'], by_system['ilrl']
+            for key in ('p50', 'p99'):
+                ilrl[f'{key}_ratio'] = ratio(ilrl['latency_us'][key], bare['latency_us'][key])
+                # Runs of one round ran back to back: their ratios share the machine's mood.
+                ilrl[f'paired_{key}_ratios'] = [
+                    ratio(i[key], b[key]) for i, b in zip(ilrl['per_run_latency_us'],
+                                                          bare['per_run_latency_us'])]
     diff = None
     if 'bare' in answers and 'ilrl' in answers:
         common = set(answers['bare']) & set(answers['ilrl'])
@@ -712,20 +827,24 @@ def print_event_table(results: dict, args) -> None:
     print(f'\nObservation-to-command latency, event mode: task {results["task"]}, MLP {arch}, '
           f'{args.duration:g} s per run x {args.rounds} round(s); latency in microseconds')
     header = (f'{"rate Hz":>7}  {"system":<6} {"sent":>6} {"samples":>7} {"p50":>6} {"p99":>6} '
-              f'{"max":>6} {"missed":>6} {"(lost+late)":<11} {"cpu":>4} {"bg cpu":>6} '
+              f'{"max":>6} {"missed":>6} {"(lost+late)":<11} {"cpu":>4} {"others":>6} '
+              f'{"wait":>4} '
               f'{"p50x":>5} {"p99x":>5}')
     print(header)
     print('-' * len(header))
     for row in results['event']:
         lat = row['latency_us']
-        print(f'{row["rate_hz"]:>7g}  {row["system"]:<6} {row["sent"]:>6} {row["samples"]:>7} '
+        system = row['system'] + ('*' if row['over_limit_runs'] else '')
+        print(f'{row["rate_hz"]:>7g}  {system:<6} {row["sent"]:>6} {row["samples"]:>7} '
               f'{fmt(lat["p50"]):>6} {fmt(lat["p99"]):>6} {fmt(lat["max"]):>6} '
               f'{row["missed"]:>6} {"(%d+%d)" % (row["lost"], row["late"]):<11} '
-              f'{fmt(100 * row["sut_cpu"]) + "%":>4} {fmt(row["background_cpu"], 2):>6} '
+              f'{fmt(100 * row["sut_cpu"]) + "%":>4} {fmt(row["others_cpu"], 2):>6} '
+              f'{fmt(100 * row["cpu_pressure"]) + "%":>4} '
               f'{fmt(row.get("p50_ratio"), 2):>5} {fmt(row.get("p99_ratio"), 2):>5}')
     publish = results['driver_publish_us']
-    print(f'p50x, p99x: ilrl / bare. cpu: the SUT process, share of one core; bg cpu: cores '
-          f'used by everything else on the machine.\nLatency runs from just before the '
+    print(f'p50x, p99x: ilrl / bare. cpu: the SUT process, share of one core; others: cores '
+          f'used by all other processes but the driver; wait: share of time some task waited '
+          f'for a CPU (PSI).\nLatency runs from just before the '
           f'driver publishes an observation (that took it p50 {fmt(publish["p50"])} us) to the '
           f'DDS reception of the command.\necho answers with a constant command (transport '
           f'and executor only); bare runs the same computation as ilrl with plain rclpy, '
@@ -736,39 +855,56 @@ def print_event_table(results: dict, args) -> None:
     rows = [r for r in results['event'] if r['rate_hz'] == TARGETS['rate_hz']
             and r.get('p50_ratio') is not None]
     for row in rows:
-        for key, name in (('p50_ratio', 'p50'), ('p99_ratio', 'p99')):
-            value, target = row[key], TARGETS[key]
+        for name in ('p50', 'p99'):
+            value, target = row[f'{name}_ratio'], TARGETS[f'{name}_ratio']
             verdict = 'met' if value is not None and value <= target else 'NOT met'
+            paired = sorted(r for r in row[f'paired_{name}_ratios'] if r is not None)
+            spread = '' if len(paired) < 2 else (
+                f'; per round {fmt(statistics.median(paired), 2)}x median, '
+                f'{fmt(paired[0], 2)}-{fmt(paired[-1], 2)}x range')
             print(f'Target at {TARGETS["rate_hz"]:g} Hz: {name} ilrl/bare {fmt(value, 2)}x '
-                  f'(target <= {target}x): {verdict}')
+                  f'(target <= {target}x): {verdict}{spread}')
+    flagged = [r for r in results['event'] if r['over_limit_runs']]
+    if flagged:
+        print(f'*: {sum(r["over_limit_runs"] for r in flagged)} run(s) kept although other '
+              f'processes used more than --max-others during them (over_limit_runs and '
+              f'per_run_latency_us in the JSON).')
 
 
 def print_timer(timer: dict) -> None:
     period_us = 1e6 / timer['rate_hz']
-    share = timer['on_time_fraction']
+    slots = timer['slots']
+    share = slots['on_time_fraction']
     verdict = 'met' if share is not None and share >= TARGETS['timer_on_time'] else 'NOT met'
     print(f'\nTimer mode: the policy node at control_rate_hz {timer["rate_hz"]:g}, observations '
           f'streamed at the same rate, {timer["seconds"]:g} s.\n(The bare ping-pong has no '
           f'timer mode: it answers each observation, so there is no floor to compare with.)')
     print(f'  commands received: {timer["commands"]} = {timer["commands_per_s"]:.1f}/s '
           f'(expected {timer["rate_hz"]:g}/s)')
-    print(f'  on time (interval between arrivals within +/-50% of {period_us:.0f} us): '
-          f'{timer["on_time"]}/{timer["intervals"]} = {fmt(100 * (share or 0), 2)}% '
-          f'(target >= {100 * TARGETS["timer_on_time"]:g}%): {verdict}')
+    print(f'  ticks on time (periods of the timer grid with exactly one command within '
+          f'+/-{period_us / 2:.0f} us): {slots["one"]}/{slots["slots"]} = '
+          f'{fmt(100 * (share or 0), 2)}% (target >= {100 * TARGETS["timer_on_time"]:g}%): '
+          f'{verdict}; empty {slots["empty"]}, doubled {slots["crowded"]}')
     iv = timer['interval_us']
-    print(f'  interval us: p50 {fmt(iv["p50"])}, p99 {fmt(iv["p99"])}, max {fmt(iv["max"])}; '
-          f'SUT cpu {100 * timer["sut_cpu"]:.0f}%, bg cpu {timer["background_cpu"]:.2f}')
+    print(f'  intervals between arrivals within +/-50% of {period_us:.0f} us: '
+          f'{timer["regular_intervals"]}/{timer["intervals"]} = '
+          f'{fmt(100 * (timer["regular_fraction"] or 0), 2)}% (a late tick spoils two); '
+          f'p50 {fmt(iv["p50"])}, p99 {fmt(iv["p99"])}, max {fmt(iv["max"])} us')
+    print(f'  SUT cpu {100 * timer["sut_cpu"]:.0f}%, others {timer["others_cpu"]:.2f} cores, '
+          f'cpu wait {fmt(100 * timer["cpu_pressure"])}%')
     if 'observation_age_us' in timer:
         age = timer['observation_age_us']
         print(f'  age of the observation a command answers, us: p50 {fmt(age["p50"])}, '
               f'p99 {fmt(age["p99"])}, max {fmt(age["max"])}')
+    if timer.get('over_limit'):
+        print('  (kept although other processes used more than --max-others during it)')
     counts = timer.get('policy_counts')
     if counts:
-        slots = counts['ticks'] + counts['missed_ticks'] + counts['stale']
-        print(f'  the node\'s own counters over {counts["seconds"]:.0f} s: ticks acted '
-              f'{counts["ticks"]}, missed_ticks {counts["missed_ticks"]}, stale '
-              f'{counts["stale"]}, errors {counts["errors"]} (missed '
-              f'{fmt(100 * counts["missed_ticks"] / slots if slots else None, 2)}% of slots)')
+        total = counts['ticks'] + counts['missed_ticks'] + counts['stale']
+        print(f'  /policy/status counters over {counts["seconds"]:.0f} s: ticks acted '
+              f'{counts["ticks"]}, missed_ticks {counts["missed_ticks"]} '
+              f'({fmt(100 * counts["missed_ticks"] / total if total else None, 2)}%), stale '
+              f'{counts["stale"]}, errors {counts["errors"]}')
 
 
 class Sut:
@@ -788,10 +924,11 @@ def parse_args(argv=None):
         epilog='Table columns: sent = observations sent in the measured windows; samples = '
                'those answered; p50/p99/max = latency in microseconds; missed = lost (no '
                'command) + late (command after the next observation was sent); cpu = share '
-               'of one core the SUT process used; bg cpu = cores used by other processes; '
+               'of one core the SUT process used; others = cores used by all other processes '
+               'but the driver; wait = share of the time some task waited for a CPU; '
                'p50x/p99x = ilrl / bare at the same rate. Targets (printed, never asserted): '
                'at 500 Hz p50x <= 1.3 and p99x <= 1.5; in timer mode at 500 Hz >= 99.5% of '
-               'intervals on time.')
+               'ticks on time.')
     parser.add_argument('--task', default='track_follow',
                         help='bundled task name or spec YAML path (default: %(default)s)')
     parser.add_argument('--rates', type=float, nargs='+', default=[100.0, 500.0, 1000.0],
@@ -825,6 +962,16 @@ def parse_args(argv=None):
                              '$ROS_DOMAIN_ID, else one derived from the process id). '
                              'Discovery stays on this machine unless '
                              'ROS_AUTOMATIC_DISCOVERY_RANGE says otherwise.')
+    parser.add_argument('--max-others', type=float, default=0.0, metavar='CORES',
+                        help='before each run wait (up to --quiet-wait s) until other '
+                             'processes use less than CORES cores, and measure a run again '
+                             '(up to --retries times) when they used more during it; 0 '
+                             'measures whatever the load (default: %(default)s)')
+    parser.add_argument('--quiet-wait', type=float, default=60.0, metavar='S',
+                        help='longest wait for a quiet machine (default: %(default)s)')
+    parser.add_argument('--retries', type=int, default=2,
+                        help='extra attempts of a run disturbed by other processes '
+                             '(default: %(default)s)')
     parser.add_argument('--json', default='', metavar='PATH',
                         help='also write the results to this JSON file')
     parser.add_argument('--keep-logs', action='store_true',
@@ -852,10 +999,12 @@ def main(argv=None) -> int:
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
     sys.path.insert(0, str(REPO))
     import numpy as np
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     import torch
 
     from ilrl_ros.core.spec import load_spec, resolve_spec_path
@@ -885,7 +1034,9 @@ def main(argv=None) -> int:
         'targets': TARGETS, 'event': [], 'timer': None}
     ok = False
     driver = None
-    rclpy.init()
+    # Ctrl-C and SIGTERM end the benchmark through KeyboardInterrupt, so that the SUT is
+    # stopped and the context shut down in order, not under a running spin.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
         driver = Driver(spec)
         if args.systems:
@@ -898,14 +1049,16 @@ def main(argv=None) -> int:
             rate = args.timer_rate
             log(f'timer mode: policy at control_rate_hz {rate:g}, observations at {rate:g} '
                 f'Hz, {args.warmup:g} s warm-up, {args.duration:g} s measured')
-            record = driver.run(sut('ilrl', 'timer', rate), work / f'timer_{rate:g}hz.log',
-                                rate, args.warmup, args.duration, args.startup_timeout)
+            record = measure(args, driver, sut('ilrl', 'timer', rate),
+                             work / f'timer_{rate:g}hz.log', rate)
             timer = timer_stats(record, rate, driver.stamped)
             timer.update(sut_cpu=record['sut_cpu'], driver_cpu=record['driver_cpu'],
-                         background_cpu=record['background_cpu'])
+                         over_limit=record['over_limit'],
+                         others_cpu=record['others_cpu'],
+                         cpu_pressure=record['cpu_pressure'])
             results['timer'] = timer
-            log(f'  {timer["commands"]} commands, on time '
-                f'{fmt(100 * (timer["on_time_fraction"] or 0), 2)}%')
+            log(f'  {timer["commands"]} commands, ticks on time '
+                f'{fmt(100 * (timer["slots"]["on_time_fraction"] or 0), 2)}%')
         if results['event']:
             print_event_table(results, args)
         if results['timer']:
