@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import json
 import math
 from pathlib import Path
+import sys
 from typing import Any
 
 import numpy as np
@@ -472,8 +473,10 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
 def tasks_dir() -> Path:
     """Return the folder of the bundled task specs (installed share dir or source tree)."""
     here = Path(__file__).resolve().parent.parent
+    # A source checkout, then the share folder of the prefix this Python runs in (where a
+    # pip or colcon install puts the package's data), then the ament index.
     for candidate in (here.parent / 'config' / 'tasks',
-                      here / 'config' / 'tasks'):
+                      Path(sys.prefix) / 'share' / 'ilrl_ros' / 'config' / 'tasks'):
         if candidate.is_dir():
             return candidate
     try:
