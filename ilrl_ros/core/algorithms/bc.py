@@ -132,7 +132,13 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
             if val_mask.any():
                 with torch.no_grad():
                     val_loss = bc_loss(policy, obs[val_mask], act[val_mask]).item()
+                    # The likelihood of held-out actions falls as the Gaussian sharpens on
+                    # near-deterministic experts; the mean action's error says whether the
+                    # policy still generalises.
+                    mean, _ = policy.normalized_distribution(obs[val_mask])
+                    val_mse = mse_loss(mean, policy.normalize_action(act[val_mask])).item()
                 metrics['eval/val_loss'] = val_loss
+                metrics['eval/val_action_mse'] = val_mse
             for name, value in metrics.items():
                 log.scalar(name, value, step)
             if progress:
