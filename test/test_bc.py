@@ -199,7 +199,8 @@ def test_training_log_writes_csv_and_curves(tmp_path, spec_json):
     with open(log_dir / 'metrics.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert {(r['name'], r['step']) for r in rows} == {
-        (name, step) for name in ('train/loss', 'train/lr', 'eval/val_loss')
+        (name, step) for name in ('train/loss', 'train/lr', 'eval/val_loss',
+                                       'eval/val_action_mse')
         for step in ('10', '20')}
     assert all(math.isfinite(float(r['value'])) for r in rows)
     png = (log_dir / 'curves.png').read_bytes()
