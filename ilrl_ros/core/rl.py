@@ -5,6 +5,7 @@ network updates, vectorised environments, seeding and evaluation. The algorithms
 (``ilrl_ros.core.algorithms.*``) are one file each on top of these.
 """
 
+import contextlib
 from dataclasses import dataclass
 import math
 import time
@@ -12,6 +13,20 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int = 1):
+    """Run the block with ``threads`` torch threads, then restore the previous count.
+
+    Small networks train fastest on one thread, and on a busy machine extra threads spin.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def seed_everything(seed: int) -> np.random.Generator:

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ilrl_ros.core.rl import evaluate
+from ilrl_ros.core.rl import evaluate, torch_threads
 from ilrl_ros.core.spec import load_spec, TaskSpec
 from ilrl_ros.core.tasks import make_env
 from ilrl_ros.core.train_log import TrainingLog
@@ -87,13 +87,9 @@ def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = 
     torch thread: small networks gain nothing from more, and a busy machine makes extra
     threads spin.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress,
                          eval_episodes, dqn_bins, overrides)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_episodes,

@@ -24,7 +24,7 @@ from ilrl_ros.core.algorithms.actor_critic import (
     schedule,
     value_loss,
 )
-from ilrl_ros.core.rl import gae, make_vec_env, Progress
+from ilrl_ros.core.rl import gae, make_vec_env, Progress, torch_threads
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -108,12 +108,8 @@ def train(env_fn, config: A2CConfig = A2CConfig(), log: TrainingLog = None,
           progress=None) -> RLResult:
     """Train an ``ActorCritic`` on ``env_fn()`` environments; see the module docstring."""
     log = log or TrainingLog()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _train(env_fn, config, log, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:

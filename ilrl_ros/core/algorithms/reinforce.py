@@ -21,7 +21,7 @@ from ilrl_ros.core.algorithms.actor_critic import (
     RLResult,
     value_loss,
 )
-from ilrl_ros.core.rl import make_vec_env, Progress
+from ilrl_ros.core.rl import make_vec_env, Progress, torch_threads
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -191,12 +191,8 @@ def train(env_fn, config: REINFORCEConfig = REINFORCEConfig(), log: TrainingLog 
     if config.baseline not in BASELINES:
         raise ValueError(f'baseline {config.baseline!r} is not one of {BASELINES}')
     log = log or TrainingLog()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _train(env_fn, config, log, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLResult:
@@ -319,9 +315,7 @@ def gradient_variances(policy: ActorCritic, env_fn, baselines=BASELINES, episode
     policy = copy.deepcopy(policy).eval()
     params = _policy_parameters(policy)
     gradients = {baseline: [] for baseline in baselines}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         with torch.random.fork_rng():
             if 'value' in baselines:
                 torch.manual_seed(seed + 1)
@@ -347,8 +341,6 @@ def gradient_variances(policy: ActorCritic, env_fn, baselines=BASELINES, episode
                     grads = torch.autograd.grad(loss, params, retain_graph=True)
                     gradients[baseline].append(torch.cat([g.reshape(-1) for g in grads]))
             envs.close()
-    finally:
-        torch.set_num_threads(threads)
     out = {}
     for baseline, grads in gradients.items():
         stacked = torch.stack(grads).double()
