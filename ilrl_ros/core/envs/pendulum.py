@@ -46,6 +46,10 @@ class PendulumEnv(gym.Env):
                                effort=np.array([self.effort]))
         return {self.source: reading}
 
+    def current_readings(self) -> dict:
+        """The readings the last observation was built from (what an expert labels)."""
+        return dict(self._readings)
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         options = options or {}

@@ -68,6 +68,10 @@ class TrackFollowEnv(gym.Env):
             out[self.sources['odometry']] = odom
         return out
 
+    def current_readings(self) -> dict:
+        """The readings the last observation was built from (what an expert labels)."""
+        return dict(self._readings)
+
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         options = options or {}
