@@ -826,12 +826,18 @@ class _SqliteFile:
         if not wanted:
             return
         placeholders = ','.join('?' * len(wanted))
-        cursor = self._db.execute(
-            'SELECT topic_id, timestamp, data FROM messages '
-            f'WHERE topic_id IN ({placeholders}) ORDER BY timestamp, id', wanted)
-        for topic_id, timestamp, data in cursor:
-            name, type_name = self._topics[topic_id]
-            yield BagMessage(name, type_name, bytes(data), int(timestamp))
+        try:
+            cursor = self._db.execute(
+                'SELECT topic_id, timestamp, data FROM messages '
+                f'WHERE topic_id IN ({placeholders}) ORDER BY timestamp, id', wanted)
+            for topic_id, timestamp, data in cursor:
+                name, type_name = self._topics[topic_id]
+                yield BagMessage(name, type_name, bytes(data), int(timestamp))
+        except sqlite3.DatabaseError as error:
+            raise BagError(
+                f'{self.path} is damaged ({error}): its recorder was probably killed in the '
+                'middle of a write; `sqlite3 FILE ".recover"` can often save what was '
+                'written.') from error
 
     def close(self) -> None:
         self._db.close()
@@ -968,7 +974,17 @@ def _open_directory(path: Path) -> BagReader:
                 raise BagError(
                     f'Bag {path} lists files in metadata.yaml that are missing: '
                     f'{", ".join(missing)}.')
-            sources = [_open_file(path / name) for name in names]
+            # A recorder killed after splitting leaves files that the last metadata.yaml it
+            # wrote does not list yet: read them too rather than lose their messages.
+            unlisted = sorted((child for child in path.iterdir() if child.is_file()
+                               and child.suffix in ('.mcap', '.db3') and child.name not in names),
+                              key=_natural_key)
+            if unlisted:
+                notes.append(f'Bag {path}: {", ".join(f.name for f in unlisted)} not listed in '
+                             'metadata.yaml (its recorder was probably stopped before it could '
+                             'update it); read as well.')
+            sources = [_open_file(path / name) for name in names] + [
+                _open_file(file) for file in unlisted]
             return BagReader(path, sources, storage_identifier=storage, metadata=metadata,
                              notes=notes)
     files = sorted((child for child in path.iterdir()

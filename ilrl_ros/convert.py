@@ -1,14 +1,37 @@
-"""Turn a recorded bag into a demonstration dataset for the task spec.
+"""Turn a recorded bag into a demonstration dataset for a task, aligned on the control clock.
 
-Every command on the action topic becomes one row: the observation the commander saw, built
-with the same code the policy node uses from the recorded sensor messages, and the command
-as the action label. A stamped command (TwistStamped) is paired with the sensor messages of
-exactly its stamp; an unstamped one with the newest complete, synchronised set recorded
-before it. Rows are assigned to episodes by the episode manager's start/end events. Rows
-that cannot be built are dropped and counted by reason, never filled in.
+Every command on the action topic (the commands that were executed: the control clock) anchors
+one row. The row's time is the command's header stamp when it has one (TwistStamped, stamped
+with the observation it answers) and otherwise the time the recorder received it (the bag's log
+time). Each observation source then gives the newest reading at or before that time (header
+stamps against a stamp, log times against a log time) if it lies within the alignment
+tolerance; a source with no such reading drops the row, counted under a reason that names the
+topic and the gap. Nothing is ever filled in or interpolated.
+
+The action label is the command itself, or, with a label topic (an expert's ``expert/action``,
+a teleoperator's ``teleop/cmd_vel``), the newest label message at or before the row's time
+within the label tolerance; a state with no label in time is dropped as unlabelled. Compared
+by log time (when either side has no stamp), a label must have arrived before the command: an
+unstamped expert that answers after the commander does labels each state with its answer to
+the previous one, so prefer stamped labels (TwistStamped) where the message type has a header.
+
+Rows are assigned to episodes by the episode manager's start/end events, and each row gets the
+reward the reward monitor published for the step that starts at the row's observation, matched
+by the stamp in ``reward/terms``. A bag with only ``reward`` (Float64, no stamp) gets each
+reward matched to the newest sensor stamp received before it: approximate, since a reward can
+reach the recorder before the readings it was computed from. The :class:`ConversionReport`
+says what was kept and dropped, and why.
+
+Example::
+
+    data, report = bag_to_dataset('bags/teleop_001', load_spec('track_follow'),
+                                  label_topic='teleop/cmd_vel', label_tolerance_s=0.15)
+    print(report.summary())
 """
 
-from collections import Counter, deque
+from bisect import bisect_left, bisect_right
+from collections import Counter
+import dataclasses
 from dataclasses import dataclass, field
 import json
 import math
@@ -19,9 +42,15 @@ from ilrl_ros.bag import open_bag
 from ilrl_ros.core.data import Demonstrations
 from ilrl_ros.core.observation import extract_observation, ObservationError
 from ilrl_ros.core.spec import ActionSpec, TaskSpec
-from ilrl_ros.messages import (action_from_message, reading_from_message, stamp_to_ns)
+from ilrl_ros.messages import action_from_message, reading_from_message, stamp_to_ns
 
-HISTORY = 64
+# Message types a command or label topic may carry, per action type: teleop tools publish
+# Twist even where the robot takes TwistStamped, so either is read for a twist action.
+LABEL_TYPES = {
+    'twist': ('geometry_msgs/msg/Twist', 'geometry_msgs/msg/TwistStamped'),
+    'float64_multi_array': ('std_msgs/msg/Float64MultiArray',),
+}
+NS = 1_000_000_000
 
 
 class ConversionError(ValueError):
@@ -33,20 +62,153 @@ class ConversionReport:
     """What a conversion kept and dropped, and why."""
 
     bag: str
+    """The bag that was converted."""
     rows: int = 0
+    """Rows kept in the dataset."""
     episodes: int = 0
+    """Episodes the kept rows belong to."""
     truncated: bool = False
+    """True when the bag was cut short (its recorder was killed); it was read up to the cut."""
     commands: int = 0
+    """Messages on the action (anchor) topic: one candidate row each."""
     dropped: Counter = field(default_factory=Counter)
+    """Rows dropped, by reason."""
+    dropped_gaps_s: dict = field(default_factory=dict)
+    """For reasons about a reading too old: the smallest and largest gap seen [s]."""
+    skipped_messages: Counter = field(default_factory=Counter)
+    """Messages that could not be used (malformed events or rewards), by reason."""
+    unlabeled: int = 0
+    """States with a complete observation but no label within the label tolerance."""
+    topic_counts: dict = field(default_factory=dict)
+    """Messages per topic in the bag."""
+    action_topic: str = ''
+    """The topic whose commands anchor the rows."""
+    label_topic: str = ''
+    """The topic the labels came from ('' when the commands are the labels)."""
+    align_tolerance_s: dict = field(default_factory=dict)
+    """Alignment tolerance used for rows anchored on a header stamp ('stamp') or log time."""
+    label_tolerance_s: dict = field(default_factory=dict)
+    """Label tolerance used when comparing header stamps ('stamp') or log times ('log')."""
+    anchored: Counter = field(default_factory=Counter)
+    """Commands anchored on their header stamp ('stamp') or on their log time ('log')."""
+    gaps_s: dict = field(default_factory=dict)
+    """Per source topic (and 'label'), over kept rows: max and mean age of what was used [s]."""
+    reward_alignment: str = 'none'
+    """How rewards were attached: 'stamp' (reward/terms), 'arrival' (reward only) or 'none'."""
+    rows_with_reward: int = 0
+    """Kept rows that got a reward."""
+
+    def drop(self, reason: str, gap_ns: int = None) -> None:
+        """Count one dropped row under ``reason``, remembering the gap if there is one."""
+        self.dropped[reason] += 1
+        if gap_ns is not None:
+            gap = gap_ns / NS
+            low, high = self.dropped_gaps_s.get(reason, (gap, gap))
+            self.dropped_gaps_s[reason] = (min(low, gap), max(high, gap))
 
     def summary(self) -> str:
-        lines = [f'{self.bag}: {self.commands} commands -> {self.rows} rows in '
-                 f'{self.episodes} episodes' + (' (bag was cut short: its recorder was '
-                                                'killed; read up to the cut)'
-                                                if self.truncated else '')]
+        """A few lines for a terminal: counts in, rows out, and every reason for a drop."""
+        cut = (' (bag was cut short: its recorder was killed; read up to the cut)'
+               if self.truncated else '')
+        labels = f', labels from {self.label_topic}' if self.label_topic else ''
+        lines = [f'{self.bag}: {self.commands} commands on {self.action_topic}{labels} -> '
+                 f'{self.rows} rows in {self.episodes} episodes{cut}']
+        used = ', '.join(f'{n} by {"header stamp" if k == "stamp" else "log time"} '
+                         f'(tolerance {self.align_tolerance_s[k]:.3f} s)'
+                         for k, n in sorted(self.anchored.items()))
+        if used:
+            lines.append(f'  aligned {used}')
+        for topic, gap in self.gaps_s.items():
+            lines.append(f'  {topic}: age at the command max {gap["max"]:.3f} s, '
+                         f'mean {gap["mean"]:.3f} s')
         for reason, count in sorted(self.dropped.items()):
-            lines.append(f'  dropped {count}: {reason}')
+            lines.append(f'  dropped {count}: {reason}{self._gap_text(reason)}')
+        for reason, count in sorted(self.skipped_messages.items()):
+            lines.append(f'  skipped {count} messages: {reason}')
+        if self.label_topic:
+            lines.append(f'  unlabelled states: {self.unlabeled}')
+        lines.append(f'  rewards: {self.rows_with_reward} of {self.rows} rows '
+                     f'({self._reward_text()})')
         return '\n'.join(lines)
+
+    def to_dict(self) -> dict:
+        """Everything in the report as JSON-ready values."""
+        out = dataclasses.asdict(self)
+        out['dropped'] = {reason: count for reason, count in sorted(self.dropped.items())}
+        out['dropped_gaps_s'] = {r: list(g) for r, g in sorted(self.dropped_gaps_s.items())}
+        out['skipped_messages'] = dict(sorted(self.skipped_messages.items()))
+        out['anchored'] = dict(self.anchored)
+        out['dropped_total'] = sum(self.dropped.values())
+        return out
+
+    def _gap_text(self, reason: str) -> str:
+        if reason not in self.dropped_gaps_s:
+            return ''
+        low, high = self.dropped_gaps_s[reason]
+        if f'{low:.3f}' == f'{high:.3f}':
+            return f' (gap {low:.3f} s)'
+        return f' (gap {low:.3f} to {high:.3f} s)'
+
+    def _reward_text(self) -> str:
+        return {'stamp': 'attached by stamp from reward/terms',
+                'arrival': 'approximate: reward/terms was not recorded, so each reward '
+                           'went to the newest sensor stamp received before it',
+                'none': 'the bag has no rewards'}[self.reward_alignment]
+
+
+@dataclass
+class _Stream:
+    """The messages of one topic: bag order, log times and header stamps (None if unstamped)."""
+
+    topic: str
+    index: list = field(default_factory=list)
+    log_ns: list = field(default_factory=list)
+    stamp_ns: list = field(default_factory=list)
+    payload: list = field(default_factory=list)
+    _by_stamp: list = None
+
+    def add(self, index: int, log_ns: int, stamp_ns, payload=None) -> None:
+        self.index.append(index)
+        self.log_ns.append(log_ns)
+        self.stamp_ns.append(stamp_ns)
+        self.payload.append(payload)
+
+    @property
+    def stamped(self) -> bool:
+        return any(s for s in self.stamp_ns)
+
+    def newest_at_or_before(self, domain: str, time_ns: int, bag_index: int):
+        """The position of the newest message at or before the anchor, and its age [ns].
+
+        In the 'stamp' domain header stamps are compared with ``time_ns``; in the 'log' domain
+        the message must have been received no later than the anchor (bag order, so equal log
+        times keep their order of arrival) and its age is measured in log time.
+        """
+        if domain == 'stamp':
+            if self._by_stamp is None:
+                self._by_stamp = sorted((s, i, k) for k, (s, i) in
+                                        enumerate(zip(self.stamp_ns, self.index)) if s)
+            # The last entry with stamp <= time (latest received among equal stamps).
+            at = bisect_right(self._by_stamp, (time_ns, math.inf, math.inf)) - 1
+            if at < 0:
+                return None, None
+            stamp, _, position = self._by_stamp[at]
+            return position, time_ns - stamp
+        at = bisect_right(self.index, bag_index) - 1
+        if at < 0:
+            return None, None
+        return at, time_ns - self.log_ns[at]
+
+
+@dataclass
+class _Row:
+    command_index: int
+    readings: dict
+    label: np.ndarray
+    gaps: dict
+    vector: np.ndarray = None
+    stamp_ns: int = 0
+    reward: float = math.nan
 
 
 def _topic_key(name: str) -> str:
@@ -67,135 +229,322 @@ def _episode_intervals(events: list) -> list:
     return sorted(intervals, key=lambda item: item[1])
 
 
-def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None,
+def _header_stamp(msg):
+    """The header stamp of a message in ns, or None when it has no header or a zero stamp."""
+    header = getattr(msg, 'header', None)
+    if header is None:
+        return None
+    return stamp_to_ns(header.stamp) or None
+
+
+def _action_values(action: ActionSpec, msg) -> np.ndarray:
+    """The action vector of a command or label, whether or not a twist is stamped."""
+    if action.type == 'twist':
+        return action_from_message(
+            dataclasses.replace(action, stamped=hasattr(msg, 'header')), msg)
+    return action_from_message(action, msg)
+
+
+def _check_type(bag_path, topic: str, type_name: str, action: ActionSpec, role: str) -> None:
+    allowed = LABEL_TYPES.get(action.type, (action.message_type,))
+    if type_name not in allowed:
+        raise ConversionError(
+            f'bag {bag_path}: {role} topic /{topic} carries {type_name}; a {action.type} '
+            f'action is read from {" or ".join(allowed)}')
+
+
+def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_topic: str = None,
+                   label_tolerance_s: float = None, align_tolerance_s: float = None,
                    event_topic: str = 'episode/event', reward_topic: str = 'reward'):
-    """Convert a bag to ``Demonstrations``; return (dataset, ConversionReport)."""
+    """Convert a bag to ``Demonstrations`` aligned on the commands; return (dataset, report).
+
+    ``action_topic``: the executed commands that anchor the rows (default: the task's command
+    topic). ``label_topic``: where the action labels come from (default: the commands
+    themselves); Twist or TwistStamped for a twist action, Float64MultiArray otherwise.
+    ``align_tolerance_s``: how old a source's reading may be at the command (default: the
+    spec's ``observation.sync_tolerance_s`` for a stamped command, which names the observation
+    it answers; ``observation.max_age_s`` for one aligned by log time, the age past which the
+    policy node itself treats an input as stale). ``label_tolerance_s``: how old a label may be
+    at the command (default: ``sync_tolerance_s`` when both carry stamps, else one control
+    period). Episodes come from ``event_topic``, rewards from ``reward_topic`` + '/terms'
+    (stamped) or else ``reward_topic``. Raises :class:`ConversionError` for a bag that lacks
+    what the task needs or yields no row.
+    """
     action: ActionSpec = spec.action
     action_topic = _topic_key(action_topic or action.topic)
-    report = ConversionReport(bag=str(bag_path))
+    label_topic = _topic_key(label_topic) if label_topic else None
+    for name, value in (('align_tolerance_s', align_tolerance_s),
+                        ('label_tolerance_s', label_tolerance_s)):
+        if value is not None and not (math.isfinite(value) and value >= 0.0):
+            raise ConversionError(f'{name} must be a number of seconds >= 0, got {value!r}')
+    align_ns = {
+        'stamp': round(NS * (spec.observation.sync_tolerance_s if align_tolerance_s is None
+                             else align_tolerance_s)),
+        'log': round(NS * (spec.observation.max_age_s if align_tolerance_s is None
+                           else align_tolerance_s)),
+    }
+    label_ns = {
+        'stamp': round(NS * (spec.observation.sync_tolerance_s if label_tolerance_s is None
+                             else label_tolerance_s)),
+        'log': round(NS * (spec.dt if label_tolerance_s is None else label_tolerance_s)),
+    }
+    report = ConversionReport(bag=str(bag_path), action_topic='/' + action_topic,
+                              label_topic='/' + label_topic if label_topic else '',
+                              align_tolerance_s={k: v / NS for k, v in align_ns.items()},
+                              label_tolerance_s=({k: v / NS for k, v in label_ns.items()}
+                                                 if label_topic else {}))
+    sources = {_topic_key(spec.sources[s].topic): spec.sources[s]
+               for s in spec.observation.sources}
+    event_key, reward_key = _topic_key(event_topic), _topic_key(reward_topic)
+    terms_key = reward_key + '/terms'
+
     with open_bag(bag_path) as reader:
         report.truncated = reader.truncated
-        present = {_topic_key(name): info for name, info in reader.topics.items()}
-        sources = {_topic_key(spec.sources[s].topic): spec.sources[s]
-                   for s in spec.observation.sources}
-        missing = [t for t in [*sources, action_topic] if t not in present]
+        names = {_topic_key(name): name for name in reader.topics}
+        report.topic_counts = {name: info.count for name, info in sorted(reader.topics.items())}
+        types = {_topic_key(name): info.type_name for name, info in reader.topics.items()}
+        needed = [*sources, action_topic] + ([label_topic] if label_topic else [])
+        missing = [t for t in needed if t not in names]
         if missing:
             raise ConversionError(
                 f'bag {bag_path} lacks topic(s) {", ".join("/" + t for t in missing)} that '
                 f'task {spec.name!r} needs; it has '
                 f'{", ".join(sorted(reader.topics)) or "no topics"}')
-        wanted_type = action.message_type
-        if present[action_topic].type_name != wanted_type:
-            raise ConversionError(
-                f'bag {bag_path}: {action_topic} carries {present[action_topic].type_name}, '
-                f'the task commands {wanted_type}')
+        _check_type(bag_path, action_topic, types[action_topic], action, 'action')
+        if label_topic:
+            _check_type(bag_path, label_topic, types[label_topic], action, 'label')
         for topic, source in sources.items():
-            if present[topic].type_name != source.message_type:
+            if types[topic] != source.message_type:
                 raise ConversionError(
-                    f'bag {bag_path}: {topic} carries {present[topic].type_name}, source '
+                    f'bag {bag_path}: /{topic} carries {types[topic]}, source '
                     f'{source.name!r} expects {source.message_type}')
 
-        history = {s.name: deque(maxlen=HISTORY) for s in sources.values()}
-        events, rows = [], []
-        used_stamps = set()
-        tolerance = int(spec.observation.sync_tolerance_s * 1e9)
-        names = {t for t in [*sources, action_topic, _topic_key(event_topic),
-                             _topic_key(reward_topic)] if t in present}
-        for message in reader.messages([n for n in reader.topics if _topic_key(n) in names]):
+        streams = {t: _Stream('/' + t) for t in [*sources, action_topic, label_topic] if t}
+        events, terms, plain_rewards = [], [], []
+        wanted = {t for t in [*streams, event_key, reward_key, terms_key] if t in names}
+        for index, message in enumerate(reader.messages([names[t] for t in wanted])):
             topic = _topic_key(message.topic)
+            msg = reader.deserialize(message)
             if topic in sources:
-                source = sources[topic]
+                # Only the stamp now: the chosen readings are decoded in a second pass, so
+                # a long bag of images need not fit in memory.
+                streams[topic].add(index, message.log_time_ns, _header_stamp(msg))
+            if topic == action_topic or topic == label_topic:
                 try:
-                    reading = reading_from_message(source.kind, reader.deserialize(message),
-                                                   source.name)
-                except ObservationError as error:
-                    report.dropped[f'malformed {topic}: {error}'] += 1
-                    continue
-                history[source.name].append(reading)
-            elif topic == _topic_key(event_topic):
+                    values, error = action.check(_action_values(action, msg), 'the command'), ''
+                except ValueError as problem:
+                    values, error = None, str(problem)
+                for key in {action_topic, label_topic} & {topic}:
+                    streams[key].add(index, message.log_time_ns, _header_stamp(msg),
+                                     (values, error))
+            if topic == event_key:
                 try:
-                    events.append(json.loads(reader.deserialize(message).data))
-                except json.JSONDecodeError:
-                    report.dropped['episode events that are not JSON'] += 1
-            elif topic == _topic_key(reward_topic):
-                if rows and math.isnan(rows[-1][3]):
-                    rows[-1][3] = float(reader.deserialize(message).data)
-            else:
-                report.commands += 1
-                msg = reader.deserialize(message)
+                    events.append(json.loads(msg.data))
+                except (json.JSONDecodeError, AttributeError):
+                    report.skipped_messages[f'/{event_key}: not JSON'] += 1
+            elif topic == terms_key:
                 try:
-                    label = action.check(action_from_message(action, msg), 'recorded command')
-                except ValueError as error:
-                    report.dropped[f'unusable command: {error}'] += 1
-                    continue
-                stamp = stamp_to_ns(msg.header.stamp) if action.stamped else None
-                readings = _match(history, stamp, tolerance)
-                if readings is None:
-                    report.dropped['no synchronised observation for the command'
-                                   + (' stamp' if stamp is not None else '')] += 1
-                    continue
-                obs_stamp = max(r.stamp_ns for r in readings.values())
-                if obs_stamp in used_stamps:
-                    report.dropped['a second command for the same observation'] += 1
-                    continue
-                try:
-                    vector = extract_observation(spec, readings)
-                except ObservationError as error:
-                    report.dropped[f'observation not buildable: {error}'] += 1
-                    continue
-                used_stamps.add(obs_stamp)
-                rows.append([vector, label, obs_stamp, math.nan])
+                    entry = json.loads(msg.data)
+                    terms.append((int(entry['stamp_ns']), float(entry['reward'])))
+                except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+                    report.skipped_messages[f'/{terms_key}: not JSON with stamp_ns and '
+                                            'reward'] += 1
+            elif topic == reward_key:
+                plain_rewards.append((index, float(msg.data)))
 
+        rows = _align(spec, streams, sources, action_topic, label_topic, align_ns, label_ns,
+                      report)
+        _decode_readings(reader, names, sources, rows, report)
+
+    rows = _build_observations(spec, rows, sources, report)
     intervals = _episode_intervals(events)
+    _attach_rewards(rows, _reward_entries(terms, plain_rewards, streams, sources, report),
+                    intervals)
     kept = []
-    for vector, label, stamp, reward in rows:
+    for row in rows:
         if intervals:
-            episode = next((e for e, start, end in intervals if start <= stamp < end), None)
+            episode = next((e for e, start, end in intervals if start <= row.stamp_ns < end),
+                           None)
             if episode is None:
-                report.dropped['outside any episode (during a reset)'] += 1
+                report.drop('outside any episode (during a reset)')
                 continue
         else:
             episode = 0
-        kept.append((vector, label, episode, stamp, reward))
+        kept.append((row, episode))
     if not kept:
         raise ConversionError(f'bag {bag_path}: no usable rows for task {spec.name!r}\n'
                               + report.summary())
     report.rows = len(kept)
-    report.episodes = len({row[2] for row in kept})
+    report.episodes = len({episode for _, episode in kept})
+    report.rows_with_reward = sum(1 for row, _ in kept if not math.isnan(row.reward))
+    for key in [*(f'/{t}' for t in sources), 'label']:
+        gaps = [row.gaps[key] / NS for row, _ in kept if key in row.gaps]
+        if gaps:
+            report.gaps_s[key] = {'max': max(gaps), 'mean': sum(gaps) / len(gaps)}
     data = Demonstrations(
-        observations=np.stack([row[0] for row in kept]).astype(np.float32),
-        actions=np.stack([row[1] for row in kept]).astype(np.float32),
-        episode=np.array([row[2] for row in kept], dtype=np.int64),
-        stamp_ns=np.array([row[3] for row in kept], dtype=np.int64),
-        reward=np.array([row[4] for row in kept], dtype=np.float64),
+        observations=np.stack([row.vector for row, _ in kept]).astype(np.float32),
+        actions=np.stack([row.label for row, _ in kept]).astype(np.float32),
+        episode=np.array([episode for _, episode in kept], dtype=np.int64),
+        stamp_ns=np.array([row.stamp_ns for row, _ in kept], dtype=np.int64),
+        reward=np.array([row.reward for row, _ in kept], dtype=np.float64),
         spec_json=spec.to_json(),
-        info={'bag': str(bag_path), 'action_topic': action_topic,
-              'truncated': report.truncated, 'dropped': dict(report.dropped)})
+        info={'bag': str(bag_path), 'action_topic': report.action_topic,
+              'label_topic': report.label_topic, 'truncated': report.truncated,
+              'align_tolerance_s': report.align_tolerance_s,
+              'label_tolerance_s': report.label_tolerance_s,
+              'reward_alignment': report.reward_alignment,
+              'dropped': dict(report.dropped)})
     return data, report
 
 
-def _match(history: dict, stamp, tolerance: int):
-    """The readings to pair with a command: by exact stamp, or the newest synchronised set."""
-    if any(not h for h in history.values()):
-        return None
-    if stamp is not None:
-        found = {}
-        for name, readings in history.items():
-            match = [r for r in readings if abs(r.stamp_ns - stamp) <= tolerance]
-            if not match:
-                return None
-            found[name] = match[-1]
-        return found
-    newest = {name: h[-1] for name, h in history.items()}
-    stamps = [r.stamp_ns for r in newest.values()]
-    if max(stamps) - min(stamps) <= tolerance:
-        return newest
-    # The newest messages straddle two sensor cycles: use the newest cycle all have.
-    common = min(stamps)
-    found = {}
-    for name, readings in history.items():
-        match = [r for r in readings if abs(r.stamp_ns - common) <= tolerance]
-        if not match:
-            return None
-        found[name] = match[-1]
-    return found
+def _align(spec, streams, sources, action_topic, label_topic, align_ns, label_ns, report):
+    """One candidate row per usable command whose sources (and label) are all in time."""
+    commands, labels = streams[action_topic], streams.get(label_topic)
+    label_stamped = labels is not None and labels.stamped
+    rows = []
+    for k, bag_index in enumerate(commands.index):
+        report.commands += 1
+        values, error = commands.payload[k]
+        if values is None and not label_topic:
+            report.drop(f'unusable command on {commands.topic}: {error}')
+            continue
+        stamp = commands.stamp_ns[k]
+        domain, time_ns = ('stamp', stamp) if stamp else ('log', commands.log_ns[k])
+        report.anchored[domain] += 1
+        where = 'the command stamp' if domain == 'stamp' else 'the command'
+        readings, gaps, reason = {}, {}, None
+        for topic, source in sources.items():
+            position, gap = streams[topic].newest_at_or_before(domain, time_ns, bag_index)
+            if position is None:
+                reason = (f'no /{topic} at or before {where}', None)
+            elif gap > align_ns[domain]:
+                reason = (f'no /{topic} within {align_ns[domain] / NS:.3f} s before {where}',
+                          gap)
+            if reason:
+                break
+            readings[source.name] = (topic, position)
+            gaps['/' + topic] = gap
+        if reason:
+            report.drop(*reason)
+            continue
+        if label_topic:
+            label_domain = 'stamp' if domain == 'stamp' and label_stamped else 'log'
+            position, gap = labels.newest_at_or_before(
+                label_domain, time_ns if label_domain == domain else commands.log_ns[k],
+                bag_index)
+            if position is None or gap > label_ns[label_domain]:
+                report.unlabeled += 1
+                report.drop(f'unlabelled state: no /{label_topic} within '
+                            f'{label_ns[label_domain] / NS:.3f} s before {where}'
+                            if label_domain == domain else
+                            f'unlabelled state: no /{label_topic} within '
+                            f'{label_ns[label_domain] / NS:.3f} s before the command '
+                            '(log time)', gap)
+                continue
+            values, error = labels.payload[position]
+            if values is None:
+                report.drop(f'unusable label on /{label_topic}: {error}')
+                continue
+            gaps['label'] = gap
+        rows.append(_Row(command_index=bag_index, readings=readings, label=values, gaps=gaps))
+    return rows
+
+
+def _decode_readings(reader, names, sources, rows, report) -> None:
+    """Second pass over the sensor topics: decode just the readings the rows use."""
+    wanted = {}
+    for row in rows:
+        for topic, position in row.readings.values():
+            wanted.setdefault(topic, set()).add(position)
+    decoded = {}
+    counters = Counter()
+    topics = [names[t] for t in sources]
+    for message in reader.messages(topics):
+        topic = _topic_key(message.topic)
+        position = counters[topic]
+        counters[topic] += 1
+        if position not in wanted.get(topic, ()):
+            continue
+        source = sources[topic]
+        try:
+            decoded[topic, position] = reading_from_message(
+                source.kind, reader.deserialize(message), source.name)
+        except ObservationError as error:
+            decoded[topic, position] = error
+    for row in rows:
+        row.readings = {name: decoded[key] for name, key in row.readings.items()}
+
+
+def _build_observations(spec, rows, sources, report) -> list:
+    """Observation vectors for the rows; malformed inputs and repeated observations dropped."""
+    built, seen = [], set()
+    for row in rows:
+        bad = [r for r in row.readings.values() if isinstance(r, ObservationError)]
+        if bad:
+            report.drop(f'malformed reading: {bad[0]}')
+            continue
+        try:
+            row.vector = extract_observation(spec, row.readings)
+        except ObservationError as error:
+            report.drop(f'observation not buildable: {error}')
+            continue
+        key = tuple(sorted((name, r.stamp_ns) for name, r in row.readings.items()))
+        if key in seen:
+            report.drop('a second command for the same observation')
+            continue
+        seen.add(key)
+        row.stamp_ns = max(r.stamp_ns for r in row.readings.values())
+        built.append(row)
+    return built
+
+
+def _reward_entries(terms, plain_rewards, streams, sources, report) -> list:
+    """[(stamp_ns, reward)] in order of arrival, from reward/terms or else from reward.
+
+    ``reward/terms`` carries the stamp of the readings that ended the step. A bare ``reward``
+    (Float64) carries none: it gets the newest sensor stamp the recorder received before it,
+    since the reward monitor publishes it as soon as that step's readings arrive.
+    """
+    if terms:
+        report.reward_alignment = 'stamp'
+        return terms
+    if not plain_rewards:
+        return []
+    report.reward_alignment = 'arrival'
+    received = sorted((i, s) for topic in sources
+                      for i, s in zip(streams[topic].index, streams[topic].stamp_ns) if s)
+    indices, newest, entries = [i for i, _ in received], [], []
+    for _, stamp in received:
+        newest.append(max(stamp, newest[-1]) if newest else stamp)
+    for bag_index, reward in plain_rewards:
+        at = bisect_left(indices, bag_index) - 1
+        if at < 0:
+            report.skipped_messages['rewards received before any sensor reading'] += 1
+            continue
+        entries.append((newest[at], reward))
+    return entries
+
+
+def _attach_rewards(rows, entries, intervals) -> None:
+    """Give each row the reward of the step from its observation to the next row's.
+
+    The reward monitor publishes, for every new synchronised set of readings, the reward of
+    the step that ended there, with that set's stamp. A step ending at stamp n belongs to the
+    row with the newest observation before n (several such steps, when commands are slower
+    than the sensors or a row was dropped, add up). A step that ends after the row's episode
+    ended crossed a reset and belongs to no row. A stamp published twice (the monitor scores
+    the first readings of a new episode again) counts with its last value.
+    """
+    by_stamp = dict(entries)  # the last value for a stamp wins
+    order = sorted(range(len(rows)), key=lambda i: rows[i].stamp_ns)
+    stamps = [rows[i].stamp_ns for i in order]
+    for stamp, reward in sorted(by_stamp.items()):
+        at = bisect_left(stamps, stamp) - 1
+        if at < 0:
+            continue
+        row = rows[order[at]]
+        end = next((end for _, start, end in intervals if start <= row.stamp_ns < end),
+                   math.inf)
+        if stamp > end:
+            continue
+        row.reward = reward if math.isnan(row.reward) else row.reward + reward
