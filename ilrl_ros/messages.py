@@ -6,6 +6,7 @@ through it, so a message means the same numbers everywhere.
 
 import importlib
 import math
+import sys
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
@@ -13,7 +14,8 @@ import numpy as np
 from std_msgs.msg import Float64MultiArray
 
 from ilrl_ros.core.observation import ObservationError
-from ilrl_ros.core.readings import JointReading, OdomReading, READING_TYPES, ScanReading
+from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
+                                    READING_TYPES, ScanReading)
 from ilrl_ros.core.spec import ActionSpec
 
 
@@ -39,8 +41,38 @@ def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
     return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
+def image_from_message(msg, where: str = 'image') -> ImageReading:
+    """Decode a sensor_msgs/Image into pixels, checking its encoding, step and data length."""
+    encoding = msg.encoding
+    if encoding not in IMAGE_ENCODINGS:
+        raise ObservationError(f'{where}: image encoding {encoding!r} is not supported; '
+                               f'expected one of {", ".join(IMAGE_ENCODINGS)}')
+    channels, dtype = IMAGE_ENCODINGS[encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * np.dtype(dtype).itemsize
+    if height <= 0 or width <= 0:
+        raise ObservationError(f'{where}: the image is {height}x{width} pixels; expected a '
+                               f'height and width of at least 1')
+    if step < row_bytes:
+        raise ObservationError(f'{where}: step is {step} bytes, shorter than a row of '
+                               f'{width} {encoding} pixels ({row_bytes} bytes)')
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size != step * height:
+        raise ObservationError(f'{where}: the image data has {data.size} bytes; {height} rows '
+                               f'of step {step} need {step * height}')
+    rows = data.reshape(height, step)[:, :row_bytes]
+    if np.dtype(dtype).itemsize > 1:
+        wire = np.dtype(dtype).newbyteorder('>' if msg.is_bigendian else '<')
+        pixels = np.ascontiguousarray(rows).view(wire).astype(dtype)
+    else:
+        pixels = rows.copy()
+    pixels = pixels.reshape((height, width) if channels == 1 else (height, width, channels))
+    return ImageReading(stamp_ns=stamp_to_ns(msg.header.stamp), height=height, width=width,
+                        encoding=encoding, data=pixels)
+
+
 def reading_from_message(kind: str, msg, source: str = ''):
-    """Convert a LaserScan / Odometry / JointState message into the core's reading."""
+    """Convert a LaserScan / Odometry / JointState / Image message into the core's reading."""
     where = f'source {source!r}: ' if source else ''
     stamp = stamp_to_ns(msg.header.stamp)
     if kind == 'laser_scan':
@@ -59,6 +91,8 @@ def reading_from_message(kind: str, msg, source: str = ''):
                                    f'(norm {norm:.4f})')
         return OdomReading(stamp_ns=stamp, x=p.x, y=p.y, yaw=yaw_from_quaternion(
             q.x, q.y, q.z, q.w), vx=t.linear.x, vy=t.linear.y, wz=t.angular.z)
+    if kind == 'image':
+        return image_from_message(msg, f'source {source!r}' if source else 'image')
     if kind == 'joint_state':
         return JointReading(stamp_ns=stamp, names=tuple(msg.name),
                             position=np.asarray(msg.position, dtype=np.float64),
@@ -94,6 +128,22 @@ def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_lin
         msg.position = [float(v) for v in reading.position]
         msg.velocity = [float(v) for v in reading.velocity]
         msg.effort = [float(v) for v in reading.effort]
+    elif isinstance(reading, ImageReading):
+        from sensor_msgs.msg import Image
+        if reading.encoding not in IMAGE_ENCODINGS:
+            raise ValueError(f'image encoding {reading.encoding!r} is not one of '
+                             f'{", ".join(IMAGE_ENCODINGS)}')
+        channels, dtype = IMAGE_ENCODINGS[reading.encoding]
+        pixels = np.ascontiguousarray(reading.data, dtype=dtype)
+        if pixels.size != reading.height * reading.width * channels:
+            raise ValueError(f'image data has {pixels.size} values; a {reading.height}x'
+                             f'{reading.width} {reading.encoding} image has '
+                             f'{reading.height * reading.width * channels}')
+        msg = Image()
+        msg.height, msg.width, msg.encoding = reading.height, reading.width, reading.encoding
+        msg.is_bigendian = int(sys.byteorder == 'big' and pixels.itemsize > 1)
+        msg.step = reading.width * channels * pixels.itemsize
+        msg.data = pixels.tobytes()
     else:
         raise TypeError(f'no message for a {type(reading).__name__}')
     msg.header.stamp = ns_to_stamp(reading.stamp_ns)

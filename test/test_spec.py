@@ -25,7 +25,10 @@ def test_both_bundled_specs_load():
     track = load_spec('track_follow')
     pendulum = load_spec('pendulum')
     assert (track.name, pendulum.name) == ('track_follow', 'pendulum')
-    assert sorted(p.stem for p in tasks_dir().glob('*.yaml')) == ['pendulum', 'track_follow']
+    bundled = sorted(p.stem for p in tasks_dir().glob('*.yaml'))
+    assert {'pendulum', 'track_follow', 'track_follow_camera'} <= set(bundled)
+    for task in bundled:
+        assert load_spec(task).name == task
 
 
 def test_track_follow_sizes():

@@ -164,6 +164,12 @@ def load_checkpoint(path, expected_spec: TaskSpec = None) -> LoadedPolicy:
         raise CheckpointError(
             f'checkpoint {path}: network maps {network.obs_dim} -> {network.act_dim} but its '
             f'task has {spec.observation.size} observations and {spec.action.size} actions')
+    layout = tuple(tuple(int(v) for v in part) for part in getattr(network, 'image_layout', ()))
+    if layout and layout != tuple(spec.observation.image_layout()):
+        raise CheckpointError(
+            f'checkpoint {path}: the network reads images at [start, height, width] '
+            f'{[list(p) for p in layout]} but its task lays them out at '
+            f'{[list(p) for p in spec.observation.image_layout()]}')
     network.eval()
     loaded = LoadedPolicy(path=path, manifest=manifest, spec=spec, network=network)
     probe = loaded.act(np.zeros(spec.observation.size, dtype=np.float32))

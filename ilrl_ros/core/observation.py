@@ -7,11 +7,13 @@ reaches a policy as numbers.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 import math
 
 import numpy as np
 
-from ilrl_ros.core.readings import JointReading, OdomReading, READING_TYPES, ScanReading
+from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
+                                    READING_TYPES, ScanReading)
 from ilrl_ros.core.spec import ObservationField, TaskSpec
 
 
@@ -88,6 +90,95 @@ def _joint_values(field: ObservationField, joints: JointReading) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+# ITU-R BT.601 luma weights (R, G, B), as most camera drivers and OpenCV convert to grey.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def image_pixels(image: ImageReading, where: str = 'image') -> np.ndarray:
+    """Return the image's pixels shaped (height, width, channels), checked against its encoding.
+
+    ``where`` names the input in error messages (e.g. ``source 'camera'``).
+    """
+    if image.encoding not in IMAGE_ENCODINGS:
+        raise ObservationError(f'{where}: image encoding {image.encoding!r} is not supported; '
+                               f'expected one of {", ".join(IMAGE_ENCODINGS)}')
+    channels, dtype = IMAGE_ENCODINGS[image.encoding]
+    height, width = int(image.height), int(image.width)
+    if height <= 0 or width <= 0:
+        raise ObservationError(f'{where}: the image is {height}x{width} pixels; expected a '
+                               f'height and width of at least 1')
+    data = np.asarray(image.data)
+    if data.dtype != dtype:
+        raise ObservationError(f'{where}: {image.encoding} pixels must be '
+                               f'{np.dtype(dtype).name}, got {data.dtype.name}')
+    needed = height * width * channels
+    if data.size != needed:
+        raise ObservationError(f'{where}: the image has {data.size} values; a {height}x{width} '
+                               f'{image.encoding} image has {needed} '
+                               f'({channels} per pixel)')
+    allowed = [(height, width, channels)] + ([(height, width)] if channels == 1 else [])
+    if data.shape not in allowed:
+        raise ObservationError(f'{where}: the image array is shaped {data.shape}; expected '
+                               f'({height}, {width}, {channels})'
+                               + (f' or ({height}, {width})' if channels == 1 else ''))
+    return data.reshape(height, width, channels)
+
+
+def image_to_gray(image: ImageReading, where: str = 'image') -> np.ndarray:
+    """Grey levels of an image as floats in [0, 255], shaped (height, width).
+
+    Colour is reduced with the BT.601 luma weights (alpha ignored); mono16 is divided by 257
+    so that every encoding spans the same 0-255 range.
+    """
+    pixels = image_pixels(image, where)
+    encoding = image.encoding
+    if encoding == 'mono8':
+        return pixels[:, :, 0].astype(np.float64)
+    if encoding == 'mono16':
+        return pixels[:, :, 0].astype(np.float64) / 257.0
+    order = (0, 1, 2) if encoding.startswith('rgb') else (2, 1, 0)
+    weights = np.zeros(pixels.shape[2])
+    weights[list(order)] = LUMA_WEIGHTS
+    return pixels.astype(np.float64) @ weights
+
+
+@lru_cache(maxsize=64)
+def area_weights(size_in: int, size_out: int) -> np.ndarray:
+    """The (size_out, size_in) matrix that area-averages a line of pixels to a new length.
+
+    Output pixel i covers input coordinates [i * r, (i + 1) * r) with r = size_in / size_out;
+    its value is the mean of the input over that interval, each input pixel weighted by how
+    much of it the interval covers (a shrink averages whole and partial pixels; a stretch
+    repeats them).
+    """
+    ratio = size_in / size_out
+    low = np.arange(size_out)[:, None] * ratio
+    pixel = np.arange(size_in)[None, :]
+    overlap = np.clip(np.minimum(low + ratio, pixel + 1) - np.maximum(low, pixel), 0.0, None)
+    weights = overlap / ratio
+    weights.setflags(write=False)
+    return weights
+
+
+def resize_area(gray: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a (H, W) image to (height, width) by area averaging.
+
+    When H and W are multiples of the new size this is the plain block mean; otherwise each
+    output pixel averages the input area it covers (``area_weights`` along each axis).
+    """
+    in_h, in_w = gray.shape
+    if (in_h, in_w) == (height, width):
+        return np.asarray(gray, dtype=np.float64)
+    if in_h % height == 0 and in_w % width == 0:
+        return gray.reshape(height, in_h // height, width, in_w // width).mean(axis=(1, 3))
+    return area_weights(in_h, height) @ gray @ area_weights(in_w, width).T
+
+
+def _image_values(field: ObservationField, image: ImageReading) -> np.ndarray:
+    gray = image_to_gray(image, f'source {field.source!r}')
+    return resize_area(gray, field.height, field.width).reshape(-1)
+
+
 def extract_field(field: ObservationField, reading) -> np.ndarray:
     """Return one field's scaled values from its source's reading."""
     expected = READING_TYPES[field.kind][0]
@@ -98,6 +189,8 @@ def extract_field(field: ObservationField, reading) -> np.ndarray:
         raw = _scan_bins(field, reading)
     elif field.kind == 'odometry':
         raw = _odom_values(field, reading)
+    elif field.kind == 'image':
+        raw = _image_values(field, reading)
     else:
         raw = _joint_values(field, reading)
     if not np.all(np.isfinite(raw)):

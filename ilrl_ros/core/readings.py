@@ -50,10 +50,38 @@ class JointReading:
     effort: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+# The sensor_msgs/Image encodings the core reads: channels per pixel and the pixel dtype.
+IMAGE_ENCODINGS = {
+    'mono8': (1, np.uint8),
+    'mono16': (1, np.uint16),
+    'rgb8': (3, np.uint8),
+    'bgr8': (3, np.uint8),
+    'rgba8': (4, np.uint8),
+    'bgra8': (4, np.uint8),
+}
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """A camera image (sensor_msgs/Image) as pixels.
+
+    ``data`` is shaped (height, width) for one-channel encodings and (height, width,
+    channels) otherwise, uint8 (uint16 for mono16) in native byte order; ``encoding`` is one
+    of ``IMAGE_ENCODINGS``.
+    """
+
+    stamp_ns: int
+    height: int
+    width: int
+    encoding: str
+    data: np.ndarray
+
+
 # Which reading each observation/reward source kind carries, and the ROS message type
 # a driver publishes it as.
 READING_TYPES = {
     'laser_scan': (ScanReading, 'sensor_msgs/msg/LaserScan'),
     'odometry': (OdomReading, 'nav_msgs/msg/Odometry'),
     'joint_state': (JointReading, 'sensor_msgs/msg/JointState'),
+    'image': (ImageReading, 'sensor_msgs/msg/Image'),
 }

@@ -25,6 +25,8 @@ JOINT_COMPONENTS = ('position', 'velocity', 'effort', 'cos', 'sin')
 ACTION_TYPES = ('twist', 'float64_multi_array')
 REWARD_TERMS = ('track_progress', 'living_cost', 'collision', 'pendulum_cost', 'action_cost')
 CONDITIONS = ('lap_complete', 'collision', 'joint_near')
+# Smallest and largest side, in pixels, of an image field (a policy input, not a photo).
+IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 4, 256
 
 
 class SpecError(ValueError):
@@ -160,7 +162,9 @@ class ObservationField:
     For a laser_scan source: ``bins`` values, each the closest return in an equal sector of
     the full circle (sector 0 starts behind the robot, at -pi, and they go counter-clockwise),
     clipped to ``max_range``. For odometry: ``components``. For joint_state: for each of
-    ``joints`` in order, each of ``components``. Every value is then ``(raw - offset) * scale``.
+    ``joints`` in order, each of ``components``. For image: the picture in grey levels 0-255
+    (mono16 divided by 257), area-resized to ``height`` x ``width`` pixels and flattened row
+    by row. Every value is then ``(raw - offset) * scale``.
     """
 
     source: str
@@ -172,10 +176,15 @@ class ObservationField:
     max_range: float = 0.0
     components: tuple = ()
     joints: tuple = ()
+    width: int = 0
+    height: int = 0
 
     def labels(self) -> list:
         if self.kind == 'laser_scan':
             return [f'{self.source}.bin{i}' for i in range(self.bins)]
+        if self.kind == 'image':
+            return [f'{self.source}.px{row}_{col}' for row in range(self.height)
+                    for col in range(self.width)]
         if self.kind == 'odometry':
             return [f'{self.source}.{c}' for c in self.components]
         return [f'{self.source}.{j}.{c}' for j in self.joints for c in self.components]
@@ -199,6 +208,19 @@ class ObservationSpec:
 
     def labels(self) -> list:
         return [label for f in self.fields for label in f.labels()]
+
+    def image_layout(self) -> tuple:
+        """Where the images lie in the vector: ``(start, height, width)`` per image field.
+
+        Each image occupies ``height * width`` consecutive entries from ``start``, row by row.
+        Empty when the observation has no image.
+        """
+        layout, start = [], 0
+        for f in self.fields:
+            if f.kind == 'image':
+                layout.append((start, f.height, f.width))
+            start += f.size
+        return tuple(layout)
 
 
 @dataclass(frozen=True)
@@ -335,8 +357,16 @@ def _parse_field(item: _Section, sources: dict) -> ObservationField:
         raise SpecError(f'{item.path}.source: {name!r} is not a declared source; '
                         f'declared: {", ".join(sources)}')
     kind = sources[name].kind
-    bins, max_range, components, joints = 0, 0.0, (), ()
-    if kind == 'laser_scan':
+    bins, max_range, components, joints, width, height = 0, 0.0, (), (), 0, 0
+    if kind == 'image':
+        width, height = item.int('width'), item.int('height')
+        for key, value in (('width', width), ('height', height)):
+            if not IMAGE_MIN_SIDE <= value <= IMAGE_MAX_SIDE:
+                raise SpecError(f'{item.path}.{key}: expected {IMAGE_MIN_SIDE} to '
+                                f'{IMAGE_MAX_SIDE} pixels (the camera image is resized to '
+                                f'it for the policy), got {value}')
+        size = width * height
+    elif kind == 'laser_scan':
         bins = item.int('bins')
         max_range = item.float('max_range', positive=True)
         size = bins
@@ -354,7 +384,7 @@ def _parse_field(item: _Section, sources: dict) -> ObservationField:
     item.finish()
     return ObservationField(source=name, kind=kind, size=size, scale=scale, offset=offset,
                             bins=bins, max_range=max_range, components=components,
-                            joints=joints)
+                            joints=joints, width=width, height=height)
 
 
 def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,

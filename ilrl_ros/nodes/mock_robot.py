@@ -125,7 +125,9 @@ class MockRobot(Node):
         stamp = self._stamp_ns() if stamp is None else stamp
         if self.clock_pub is not None:
             self.clock_pub.publish(ClockMsg(clock=ns_to_stamp(stamp)))
-        readings = self.env.readings()
+        # The readings the simulator's own observation was built from: rendered once, and
+        # with the same noise sample the reward and termination saw.
+        readings = self.env.current_readings()
         for name, reading in readings.items():
             kind = self.spec.sources[name].kind
             frame = {'laser_scan': self.params.scan_frame,

@@ -9,10 +9,11 @@ import math
 import gymnasium as gym
 import numpy as np
 
+from ilrl_ros.core.envs.camera import CameraConfig, TrackCamera
 from ilrl_ros.core.envs.track_geometry import diff_drive_step, make_track
 from ilrl_ros.core.episode import RewardFunction, Termination
 from ilrl_ros.core.observation import extract_observation
-from ilrl_ros.core.readings import OdomReading, ScanReading
+from ilrl_ros.core.readings import ImageReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import TaskSpec
 
 # Stamps start at 1 s: a ROS time of zero means 'unset' to several tools.
@@ -43,6 +44,9 @@ class TrackFollowEnv(gym.Env):
         self.reward_fn = RewardFunction(spec, self.track)
         self.termination = Termination(spec, self.track)
         self.sources = {s.kind: s.name for s in spec.sources.values()}
+        # The camera is rendered only for a task that has one (it costs a raycast per column).
+        self.camera = TrackCamera(self.track, CameraConfig.from_params(params)) \
+            if 'image' in self.sources else None
         self.stamp_ns = START_NS
         self.dt_ns = int(round(1e9 / spec.control_rate_hz))
         self.pose = (0.0, 0.0, 0.0)
@@ -66,6 +70,11 @@ class TrackFollowEnv(gym.Env):
             out[self.sources['laser_scan']] = scan
         if 'odometry' in self.sources:
             out[self.sources['odometry']] = odom
+        if self.camera is not None:
+            pixels = self.camera.render(x, y, yaw, self.np_random)
+            out[self.sources['image']] = ImageReading(
+                stamp_ns=self.stamp_ns, height=pixels.shape[0], width=pixels.shape[1],
+                encoding='mono8', data=pixels)
         return out
 
     def current_readings(self) -> dict:
