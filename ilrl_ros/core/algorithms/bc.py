@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.data import Demonstrations, Normalizer
-from ilrl_ros.core.policies import MLPPolicy
+from ilrl_ros.core.policies import make_policy, MLPPolicy
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -48,26 +48,59 @@ class BCConfig:
     """Log and report progress every this many steps."""
 
 
-def mse_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of the squared error summed over action dimensions."""
-    return ((predicted - target) ** 2).sum(dim=-1).mean()
+def _batch_mean(per_sample: torch.Tensor, weights: torch.Tensor = None) -> torch.Tensor:
+    # Weighted: the mean of w_i * loss_i, so weights of mean 1 keep the loss's scale.
+    return per_sample.mean() if weights is None else (per_sample * weights).mean()
 
 
-def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor,
-                 target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of -log N(target; mean, exp(log_std)^2), summed over dimensions."""
+def mse_loss(predicted: torch.Tensor, target: torch.Tensor,
+             weights: torch.Tensor = None) -> torch.Tensor:
+    """Mean over the batch (of w_i times) the squared error summed over action dimensions."""
+    return _batch_mean(((predicted - target) ** 2).sum(dim=-1), weights)
+
+
+def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor,
+                 weights: torch.Tensor = None) -> torch.Tensor:
+    """Mean over the batch (of w_i times) -log N(target; mean, exp(log_std)^2)."""
     z = (target - mean) * torch.exp(-log_std)
     per_dim = 0.5 * z ** 2 + log_std + 0.5 * math.log(2.0 * math.pi)
-    return per_dim.sum(dim=-1).mean()
+    return _batch_mean(per_dim.sum(dim=-1), weights)
 
 
-def bc_loss(policy: MLPPolicy, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """The head's loss in normalised action units."""
+def bc_loss(policy: MLPPolicy, obs: torch.Tensor, actions: torch.Tensor,
+            weights: torch.Tensor = None) -> torch.Tensor:
+    """The head's loss in normalised action units, optionally weighted per sample."""
     mean, log_std = policy.normalized_distribution(obs)
     target = policy.normalize_action(actions)
     if log_std is None:
-        return mse_loss(mean, target)
-    return gaussian_nll(mean, log_std, target)
+        return mse_loss(mean, target, weights)
+    return gaussian_nll(mean, log_std, target, weights)
+
+
+def check_weights(weights, rows: int) -> np.ndarray:
+    """Validate per-sample weights (finite, >= 0, one per row, not all zero); float64 copy."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (rows,):
+        raise ValueError(f'sample weights: expected one weight per dataset row ({rows},), '
+                         f'got shape {w.shape}')
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise ValueError(f'sample weights: {int(bad.sum())} of {rows} are not finite (NaN or '
+                         f'inf), first at row {int(np.flatnonzero(bad)[0])}')
+    if (w < 0).any():
+        raise ValueError(f'sample weights: {int((w < 0).sum())} of {rows} are negative '
+                         f'(minimum {w.min():.4g}); weights must be >= 0')
+    if not (w > 0).any():
+        raise ValueError(f'sample weights: all {rows} are zero; at least one row must count')
+    return w
+
+
+def mean_one(weights: np.ndarray) -> np.ndarray:
+    """Scale weights to mean 1 (the unweighted loss's scale); all-zero weights are refused."""
+    total = float(np.sum(weights))
+    if not total > 0.0:
+        raise ValueError('sample weights: every weight of these rows is zero')
+    return np.asarray(weights, dtype=np.float64) * (len(weights) / total)
 
 
 def split_episodes(episode: np.ndarray, val_fraction: float, rng: np.random.Generator):
@@ -93,11 +126,19 @@ class TrainResult:
 
 
 def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog = None,
-          progress=None) -> TrainResult:
-    """Fit a policy to ``data``. ``progress(step, total, metrics)`` is called as it goes."""
+          progress=None, weights=None, init_policy: MLPPolicy = None) -> TrainResult:
+    """Fit a policy to ``data``. ``progress(step, total, metrics)`` is called as it goes.
+
+    ``weights`` (one per row, >= 0) weight each sample's loss, scaled to mean 1 over the
+    training rows (RWR, AWR; the validation metrics are weighted alike); without them every
+    row counts the same. ``init_policy`` warm-starts from a network of the same shape, its
+    weights and its normalisation.
+    """
     if len(data) < 2:
         raise ValueError(f'behavior cloning needs at least 2 samples, the dataset has '
                          f'{len(data)}')
+    if weights is not None:
+        weights = check_weights(weights, len(data))
     log = log or TrainingLog()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -105,10 +146,25 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
     obs = torch.as_tensor(data.observations, dtype=torch.float32)
     act = torch.as_tensor(data.actions, dtype=torch.float32)
     obs_train, act_train = obs[train_mask], act[train_mask]
-    policy = MLPPolicy(obs.shape[1], act.shape[1], hidden=config.hidden,
-                       activation=config.activation, head=config.head)
+    w_train = w_val = None
+    if weights is not None:
+        if not (weights[train_mask] > 0).any():
+            raise ValueError('sample weights: every training row has weight zero (the '
+                             'weighted rows all fell in held-out episodes); lower '
+                             'val_fraction or give the training episodes weight')
+        w_train = torch.as_tensor(mean_one(weights[train_mask]), dtype=torch.float32)
+        if (weights[val_mask] > 0).any():
+            w_val = torch.as_tensor(mean_one(weights[val_mask]), dtype=torch.float32)
+    policy = make_policy(data.spec, obs.shape[1], act.shape[1], hidden=config.hidden,
+                         activation=config.activation, head=config.head)
     policy.set_normalization(Normalizer.fit(obs_train.numpy()),
                              Normalizer.fit(act_train.numpy()))
+    if init_policy is not None:
+        try:
+            policy.load_state_dict(init_policy.state_dict())
+        except RuntimeError as error:
+            raise ValueError(f'init_policy does not fit this config and dataset '
+                             f'({error})') from None
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps,
@@ -119,7 +175,8 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
     running = []
     for step in range(1, config.steps + 1):
         index = torch.from_numpy(rng.integers(0, n, size=min(config.batch_size, n)))
-        loss = bc_loss(policy, obs_train[index], act_train[index])
+        loss = bc_loss(policy, obs_train[index], act_train[index],
+                       None if w_train is None else w_train[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -131,12 +188,13 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
             metrics = {'train/loss': train_loss, 'train/lr': schedule.get_last_lr()[0]}
             if val_mask.any():
                 with torch.no_grad():
-                    val_loss = bc_loss(policy, obs[val_mask], act[val_mask]).item()
+                    val_loss = bc_loss(policy, obs[val_mask], act[val_mask], w_val).item()
                     # The likelihood of held-out actions falls as the Gaussian sharpens on
                     # near-deterministic experts; the mean action's error says whether the
                     # policy still generalises.
                     mean, _ = policy.normalized_distribution(obs[val_mask])
-                    val_mse = mse_loss(mean, policy.normalize_action(act[val_mask])).item()
+                    val_mse = mse_loss(mean, policy.normalize_action(act[val_mask]),
+                                       w_val).item()
                 metrics['eval/val_loss'] = val_loss
                 metrics['eval/val_action_mse'] = val_mse
             for name, value in metrics.items():

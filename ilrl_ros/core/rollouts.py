@@ -1,0 +1,340 @@
+"""Roll out episodes in a simulator and have the expert label every visited state.
+
+The data collection under DAgger and DART, without ROS. At each step the executed action
+comes from the learner, from the expert, or from a beta-mixture of the two (the expert with
+probability beta, drawn per step, as in Ross et al. 2011); Gaussian noise can be added to
+the expert's executed action (DART, Laskey et al. 2017). Whoever acted, the row recorded
+is the observation with the expert's clean action as its label, so a dataset grows by
+exactly one labelled row per visited state. ``aggregate`` joins datasets (DAgger's
+D <- D u D_i) and keeps their episodes apart.
+
+A learner is anything with ``act(observation) -> action``: a loaded checkpoint
+(``ilrl_ros.core.checkpoint.LoadedPolicy``), or a torch network wrapped by ``as_learner``.
+"""
+
+from dataclasses import asdict, dataclass, field
+import math
+
+import numpy as np
+import torch
+
+from ilrl_ros.core.data import Demonstrations
+from ilrl_ros.core.spec import contract_mismatch
+
+
+class TorchLearner:
+    """``act(obs) -> action`` for a network whose ``forward`` returns the task's action."""
+
+    def __init__(self, network: torch.nn.Module):
+        self.network = network
+
+    def act(self, observation) -> np.ndarray:
+        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
+        with torch.no_grad():
+            return self.network(obs)[0].numpy().astype(np.float64)
+
+
+def as_learner(policy):
+    """Return ``policy`` if it has ``act``; wrap a torch network's ``forward``."""
+    if hasattr(policy, 'act'):
+        return policy
+    if isinstance(policy, torch.nn.Module):
+        return TorchLearner(policy)
+    raise TypeError(f'a learner needs an act(observation) method or must be a torch '
+                    f'network; got {type(policy).__name__}')
+
+
+def noise_factor(noise, act_dim: int):
+    """A matrix L with L z ~ N(0, Sigma) for z ~ N(0, I), or None for no noise.
+
+    ``noise`` is None or 0 (none), a standard deviation for every action dimension, a
+    vector of per-dimension standard deviations, or an (act_dim, act_dim) covariance
+    matrix (symmetric, positive semi-definite), as DART estimates it.
+    """
+    if noise is None:
+        return None
+    n = np.asarray(noise, dtype=np.float64)
+    if not np.all(np.isfinite(n)):
+        raise ValueError(f'noise must be finite, got {n.tolist()}')
+    if n.ndim == 0 or n.ndim == 1:
+        std = np.broadcast_to(n, (act_dim,)) if n.ndim == 0 else n
+        if std.shape != (act_dim,):
+            raise ValueError(f'noise standard deviations: expected {act_dim} (one per action '
+                             f'dimension), got {len(std)}')
+        if np.any(std < 0):
+            raise ValueError(f'noise standard deviations must be >= 0, got {std.tolist()}')
+        return None if not np.any(std > 0) else np.diag(std)
+    if n.shape != (act_dim, act_dim):
+        raise ValueError(f'noise covariance: expected a {act_dim}x{act_dim} matrix, got '
+                         f'shape {n.shape}')
+    if not np.allclose(n, n.T, rtol=1e-6, atol=1e-12):
+        raise ValueError(f'noise covariance must be symmetric, got {n.tolist()}')
+    eigenvalues, vectors = np.linalg.eigh(n)
+    if eigenvalues.min() < -1e-9 * max(1.0, abs(eigenvalues).max()):
+        raise ValueError(f'noise covariance must be positive semi-definite; its eigenvalues '
+                         f'are {eigenvalues.tolist()}')
+    if not np.any(eigenvalues > 0):
+        return None
+    return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+
+
+@dataclass
+class EpisodeStats:
+    """How one rolled-out episode went."""
+
+    episode: int
+    """Its id in the returned dataset's ``episode`` column."""
+    seed: int
+    """The seed its start state was reset with."""
+    outcome: str
+    """'success', 'failure' or 'timeout' from the task, or 'cut' when a step limit ended it."""
+    success: bool
+    """Whether the outcome is 'success'."""
+    episode_return: float
+    """Sum of the task's rewards."""
+    steps: int
+    """Control steps, which is also the labelled rows it added."""
+    mean_abs_lateral: float
+    """Mean |lateral offset| from the track centerline in metres; NaN if the env has none."""
+    collisions: int
+    """Steps that ended touching a wall (the env's 'collided'); 0 if the env has none."""
+    expert_steps: int
+    """Steps whose executed action came from the expert."""
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out['return'] = out.pop('episode_return')
+        return out
+
+
+def summarize_episodes(episodes: list) -> dict:
+    """Success rate, mean return, steps, |lateral| and collisions over episodes."""
+    if not episodes:
+        return {'episodes': 0, 'success_rate': math.nan, 'mean_return': math.nan,
+                'mean_steps': math.nan, 'mean_abs_lateral': math.nan, 'collisions': 0,
+                'expert_fraction': math.nan}
+    laterals = [e.mean_abs_lateral for e in episodes if not math.isnan(e.mean_abs_lateral)]
+    steps = sum(e.steps for e in episodes)
+    return {'episodes': len(episodes),
+            'success_rate': float(np.mean([e.success for e in episodes])),
+            'mean_return': float(np.mean([e.episode_return for e in episodes])),
+            'mean_steps': float(np.mean([e.steps for e in episodes])),
+            'mean_abs_lateral': float(np.mean(laterals)) if laterals else math.nan,
+            'collisions': int(sum(e.collisions for e in episodes)),
+            'expert_fraction': sum(e.expert_steps for e in episodes) / steps if steps
+            else math.nan}
+
+
+@dataclass
+class RolloutResult:
+    """Rolled-out episodes: expert-labelled data, what was executed, and per-episode stats."""
+
+    data: Demonstrations
+    """One row per visited state: the observation and the expert's clean label."""
+    executed: np.ndarray
+    """The action executed at each row (after noise, clipped to the action bounds)."""
+    from_expert: np.ndarray
+    """Whether each row's executed action came from the expert (noise or not)."""
+    episodes: list = field(default_factory=list)
+    """``EpisodeStats`` per episode, in order."""
+
+    def summary(self) -> dict:
+        return summarize_episodes(self.episodes)
+
+    def with_executed_labels(self) -> Demonstrations:
+        """The same rows labelled with the executed actions (mixed-quality data for RWR/AWR).
+
+        This is what a bag of recorded commands holds: what the robot did, not the expert.
+        """
+        d = self.data
+        return Demonstrations(observations=d.observations,
+                              actions=self.executed.astype(np.float32), episode=d.episode,
+                              stamp_ns=d.stamp_ns, reward=d.reward, spec_json=d.spec_json,
+                              info={**d.info, 'labels': 'executed'})
+
+
+def _stamp(readings: dict) -> int:
+    return max(int(r.stamp_ns) for r in readings.values()) if readings else 0
+
+
+def rollout(env, expert, learner=None, *, episodes: int = None, steps: int = None,
+            beta: float = 1.0, noise=None, seed: int = 0, max_episode_steps: int = None,
+            episode_start: int = 0, progress=None) -> RolloutResult:
+    """Roll out ``episodes`` whole episodes, or exactly ``steps`` steps, in ``env``.
+
+    Each step executes the expert's action with probability ``beta`` (plus ``noise``, see
+    ``noise_factor``) and the learner's otherwise, and records the observation with the
+    expert's clean label. Episode k starts from ``env.reset(seed=seed + k)``; the mixture
+    and the noise draw from their own generator seeded by ``seed``, one uniform and one
+    normal vector per step whoever acts, so runs repeat exactly. ``max_episode_steps`` cuts
+    episodes short; with ``steps`` the last episode is cut when the budget runs out. Rows
+    are numbered as episodes ``episode_start``, ``episode_start + 1``, ...
+    ``progress(done, total, metrics)`` is called after each episode.
+    """
+    if (episodes is None) == (steps is None):
+        raise ValueError('give exactly one of episodes (whole episodes) or steps (a budget '
+                         'of labelled states)')
+    budget = episodes if steps is None else steps
+    if int(budget) != budget or budget < 1:
+        raise ValueError(f'episodes/steps must be a positive integer, got {budget!r}')
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f'beta is the probability of executing the expert and must be in '
+                         f'[0, 1], got {beta}')
+    if beta < 1.0 and learner is None:
+        raise ValueError(f'beta={beta} executes a learner on some steps, but no learner was '
+                         f'given')
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f'max_episode_steps must be >= 1, got {max_episode_steps}')
+    spec = env.spec
+    learner = as_learner(learner) if learner is not None else None
+    act_dim = spec.action.size
+    factor = noise_factor(noise, act_dim)
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    obs_rows, labels, executed, from_expert = [], [], [], []
+    episode_ids, stamps, rewards, stats = [], [], [], []
+    total_steps = 0
+    k = 0
+    while (k < budget) if steps is None else (total_steps < budget):
+        episode = episode_start + k
+        obs, _ = env.reset(seed=int(seed) + k)
+        done, outcome, ret, n, expert_n, collisions, laterals = False, None, 0.0, 0, 0, 0, []
+        while not done:
+            readings = env.current_readings()
+            label = np.asarray(expert.act(readings), dtype=np.float64)
+            use_expert = rng.random() < beta
+            z = rng.standard_normal(act_dim)
+            if use_expert:
+                action = label + (factor @ z if factor is not None else 0.0)
+                expert_n += 1
+            else:
+                action = np.asarray(learner.act(obs), dtype=np.float64).reshape(act_dim)
+            action = spec.action.clip(action)
+            obs_rows.append(np.asarray(obs, dtype=np.float32))
+            labels.append(label)
+            executed.append(action)
+            from_expert.append(use_expert)
+            episode_ids.append(episode)
+            stamps.append(_stamp(readings))
+            obs, reward, terminated, truncated, info = env.step(action)
+            rewards.append(float(reward))
+            ret += float(reward)
+            n += 1
+            total_steps += 1
+            if 'lateral' in info:
+                laterals.append(abs(float(info['lateral'])))
+            collisions += int(bool(info.get('collided', False)))
+            outcome = info.get('outcome')
+            done = terminated or truncated
+            if not done and ((max_episode_steps and n >= max_episode_steps)
+                             or (steps is not None and total_steps >= budget)):
+                done, outcome = True, 'cut'
+        stats.append(EpisodeStats(
+            episode=episode, seed=int(seed) + k, outcome=str(outcome),
+            success=outcome == 'success', episode_return=ret, steps=n,
+            mean_abs_lateral=float(np.mean(laterals)) if laterals else math.nan,
+            collisions=collisions, expert_steps=expert_n))
+        k += 1
+        if progress:
+            progress(k if steps is None else total_steps, budget,
+                     {'rollout/return': ret, 'rollout/steps': n})
+    data = Demonstrations(
+        observations=np.array(obs_rows, dtype=np.float32).reshape(len(obs_rows), -1),
+        actions=np.array(labels, dtype=np.float32).reshape(len(labels), act_dim),
+        episode=np.array(episode_ids, dtype=np.int64),
+        stamp_ns=np.array(stamps, dtype=np.int64), reward=np.array(rewards, dtype=np.float64),
+        spec_json=spec.to_json(),
+        info={'source': 'sim rollout', 'labels': 'expert', 'beta': float(beta),
+              'noise': None if factor is None else (factor @ factor.T).tolist(),
+              'seed': int(seed), 'episodes': len(stats)})
+    return RolloutResult(data=data, executed=np.array(executed).reshape(len(executed), act_dim),
+                         from_expert=np.array(from_expert, dtype=bool), episodes=stats)
+
+
+def evaluate_policy(env, policy, episodes: int = 10, seed: int = 10_000,
+                    max_episode_steps: int = None) -> dict:
+    """Run ``policy`` alone for whole episodes; return ``summarize_episodes`` and the list.
+
+    The expert is not consulted: no labels are needed to score a policy.
+    """
+    learner = as_learner(policy)
+    stats = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        done, outcome, ret, n, collisions, laterals = False, None, 0.0, 0, 0, []
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(learner.act(obs))
+            ret += float(reward)
+            n += 1
+            if 'lateral' in info:
+                laterals.append(abs(float(info['lateral'])))
+            collisions += int(bool(info.get('collided', False)))
+            outcome = info.get('outcome')
+            done = terminated or truncated
+            if not done and max_episode_steps and n >= max_episode_steps:
+                done, outcome = True, 'cut'
+        stats.append(EpisodeStats(
+            episode=k, seed=seed + k, outcome=str(outcome), success=outcome == 'success',
+            episode_return=ret, steps=n,
+            mean_abs_lateral=float(np.mean(laterals)) if laterals else math.nan,
+            collisions=collisions, expert_steps=0))
+    return {**summarize_episodes(stats), 'per_episode': [s.as_dict() for s in stats]}
+
+
+def aggregate(datasets) -> Demonstrations:
+    """Join datasets row by row (DAgger's D <- D u D_i), renumbering episodes 0, 1, ...
+
+    Episodes of different datasets never share an id, even where their own ids coincide;
+    rows keep their order. All must be for the same task contract (observation, action);
+    the first dataset's spec is kept.
+    """
+    datasets = [d for d in datasets if d is not None]
+    if not datasets:
+        raise ValueError('aggregate needs at least one dataset')
+    first = datasets[0]
+    for i, d in enumerate(datasets[1:], start=1):
+        if d.spec_json != first.spec_json:
+            difference = contract_mismatch(first.spec.contract(), d.spec.contract())
+            if difference:
+                raise ValueError(f'dataset {i} was recorded for a different task contract than '
+                                 f'dataset 0: {difference}')
+        if d.observations.shape[1] != first.observations.shape[1] \
+                or d.actions.shape[1] != first.actions.shape[1]:
+            raise ValueError(f'dataset {i} has {d.observations.shape[1]} observations and '
+                             f'{d.actions.shape[1]} actions per row; dataset 0 has '
+                             f'{first.observations.shape[1]} and {first.actions.shape[1]}')
+    episodes, offset, parts = [], 0, []
+    for d in datasets:
+        ids, inverse = np.unique(d.episode, return_inverse=True)
+        episodes.append(offset + inverse.reshape(-1))
+        offset += len(ids)
+        parts.extend(d.info['aggregated'] if 'aggregated' in d.info
+                     else [{**d.info, 'rows': len(d)}])
+    return Demonstrations(
+        observations=np.concatenate([d.observations for d in datasets]).astype(np.float32),
+        actions=np.concatenate([d.actions for d in datasets]).astype(np.float32),
+        episode=np.concatenate(episodes).astype(np.int64),
+        stamp_ns=np.concatenate([d.stamp_ns for d in datasets]).astype(np.int64),
+        reward=np.concatenate([d.reward for d in datasets]).astype(np.float64),
+        spec_json=first.spec_json,
+        info={'aggregated': parts})
+
+
+def round_amount(config, i: int) -> dict:
+    """How much round ``i`` (1-based) of DAgger or DART collects, as ``rollout`` keywords.
+
+    ``config.round_steps`` (labelled states, round by round) wins; then
+    ``config.steps_per_round``; then ``config.episodes_per_round`` whole episodes.
+    """
+    if config.round_steps:
+        if len(config.round_steps) != config.rounds or any(
+                int(n) != n or n < 1 for n in config.round_steps):
+            raise ValueError(f'round_steps must give a positive whole number of labelled states '
+                             f'for each of the {config.rounds} rounds, got '
+                             f'{list(config.round_steps)}')
+        return {'steps': int(config.round_steps[i - 1])}
+    if config.steps_per_round < 0 or (config.steps_per_round == 0
+                                      and config.episodes_per_round < 1):
+        raise ValueError('set round_steps, steps_per_round > 0 or episodes_per_round >= 1')
+    if config.steps_per_round:
+        return {'steps': config.steps_per_round}
+    return {'episodes': config.episodes_per_round}
