@@ -10,102 +10,20 @@ parameter, and waits for the evaluation episodes.
 import json
 import os
 from pathlib import Path
-import signal
-import subprocess
-import sys
 import time
 
-from rcl_interfaces.srv import SetParameters
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
-from ilrl_ros import qos
 from ilrl_ros.cli import format_table, summarize, train_bc
 from ilrl_ros.convert import bag_to_dataset
 from ilrl_ros.core.spec import load_spec
+from ilrl_ros.graph_client import Operator, start_graph, stop_graph
 
 
-class DemoError(RuntimeError):
-    """A step of the demo failed; the message says which and why."""
-
-
-class Operator:
-    """A ROS 2 client node driving the graph through its services and parameters."""
-
-    def __init__(self, context):
-        self.node = rclpy.create_node('ilrl_demo', context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.results = []
-        self.node.create_subscription(String, 'episode/result', self._on_result, qos.EVENTS)
-
-    def _on_result(self, msg: String) -> None:
-        self.results.append(json.loads(msg.data))
-
-    def spin_until(self, done, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if time.monotonic() > deadline:
-                raise DemoError(f'timed out after {timeout_s:.0f} s waiting for {what}')
-            self.executor.spin_once(timeout_sec=0.1)
-
-    def call(self, service_type, name: str, request, timeout_s: float = 30.0):
-        client = self.node.create_client(service_type, name)
-        try:
-            self.spin_until(client.service_is_ready, timeout_s, f'service {name}')
-            future = client.call_async(request)
-            self.spin_until(future.done, timeout_s, f'the answer of {name}')
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def trigger(self, name: str) -> str:
-        response = self.call(Trigger, name, Trigger.Request())
-        if not response.success:
-            raise DemoError(f'{name} refused: {response.message}')
-        return response.message
-
-    def set_parameter(self, node: str, name: str, value) -> None:
-        request = SetParameters.Request()
-        request.parameters = [Parameter(name, value=value).to_parameter_msg()]
-        response = self.call(SetParameters, f'{node}/set_parameters', request)
-        result = response.results[0]
-        if not result.successful:
-            raise DemoError(f'{node} refused {name}={value!r}: {result.reason}')
-
-    def wait_episodes(self, count: int, label: str, timeout_s: float) -> list:
-        start = len(self.results)
-
-        def finished():
-            return [r for r in self.results[start:] if r['outcome'] != 'aborted']
-
-        shown = 0
-        deadline = time.monotonic() + timeout_s
-        while len(finished()) < count:
-            if time.monotonic() > deadline:
-                raise DemoError(f'timed out waiting for {label} episode {len(finished()) + 1}')
-            self.executor.spin_once(timeout_sec=0.1)
-            for result in finished()[shown:]:
-                shown += 1
-                print(f'    {label} episode {shown}/{count}: {result["outcome"]}, return '
-                      f'{result["return"]:.1f}, {result["duration_s"]:.1f} s', flush=True)
-        return finished()[:count]
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-
-
-def _start_graph(out: Path, task: str, seed: int) -> subprocess.Popen:
-    command = [sys.executable, '-m', 'ilrl_ros.cli', 'sim', '--task', task, '--record',
-               '--record-no-autostart', '--bag-dir', str(out / 'bags'), '--bag-name',
-               'demonstrations', '--seed', str(seed)]
-    log = open(out / 'graph.log', 'w')
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ), start_new_session=True)
+def _start_graph(out: Path, task: str, seed: int):
+    return start_graph(['--task', task, '--record', '--record-no-autostart', '--bag-dir',
+                        str(out / 'bags'), '--bag-name', 'demonstrations', '--seed', str(seed)],
+                       out / 'graph.log')
 
 
 def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
@@ -120,7 +38,7 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
     graph = _start_graph(out, task, seed)
     context = rclpy.Context()
     rclpy.init(context=context)
-    operator = Operator(context)
+    operator = Operator(context, name='ilrl_demo')
     try:
         bag = operator.trigger('demo_recorder/start')
         print(f'[2/6] recording to {bag}; the expert drives {demo_episodes} episodes',
@@ -155,13 +73,7 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
     finally:
         operator.close()
         rclpy.try_shutdown(context=context)
-        if graph.poll() is None:
-            os.killpg(graph.pid, signal.SIGINT)
-            try:
-                graph.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(graph.pid, signal.SIGKILL)
-                graph.wait()
+        stop_graph(graph)
 
     rows = [summarize('expert (demonstrations)', expert_results),
             summarize('bc', policy_results)]

@@ -14,7 +14,8 @@ from ilrl_ros.core.spec import load_spec
 from ilrl_ros.nodes.common import Spinner
 
 # What a demonstration bag holds besides the task's own sources and command topic.
-EXTRA_RECORDED = ('expert/action', 'reward', 'return', 'episode/event', 'episode/result')
+EXTRA_RECORDED = ('expert/action', 'reward', 'reward/terms', 'return', 'episode/event',
+                  'episode/result')
 
 
 @dataclass
@@ -37,6 +38,7 @@ class GraphConfig:
     seed: int = 0
     max_episodes: int = 0
     observation_node: bool = True
+    record_topics: tuple = ()
 
 
 def recorded_topics(task: str) -> list:
@@ -64,7 +66,10 @@ def node_parameters(config: GraphConfig) -> dict:
     if config.expert:
         out['expert'] = {**common, 'drive': config.expert_drive}
     if config.record:
-        out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': recorded_topics(config.task),
+        topics = recorded_topics(config.task)
+        # Extra topics, e.g. a teleoperator's labels for DAgger.
+        topics += [t for t in config.record_topics if t not in topics]
+        out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': topics,
                                 'output_dir': config.bag_dir, 'bag_name': config.bag_name,
                                 'autostart': config.record_autostart}
     return out

@@ -3,6 +3,7 @@
 import ast
 import importlib
 import importlib.util
+from pathlib import Path
 import re
 
 import pytest
@@ -25,7 +26,57 @@ def _console_scripts() -> set:
 
 
 def test_there_are_launch_files_for_sim_and_robot():
-    assert {p.name for p in LAUNCH_FILES} >= {'sim.launch.py', 'robot.launch.py'}
+    assert {p.name for p in LAUNCH_FILES} >= {'sim.launch.py', 'robot.launch.py',
+                                              'dagger.launch.py'}
+
+
+def _launch_arguments(path) -> dict:
+    """The launch file's ARGUMENTS as {name: (default or None, description)}."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == 'ARGUMENTS':
+            out = {}
+            for entry in node.value.elts:
+                name, default, description = entry.elts
+                out[ast.literal_eval(name)] = (
+                    ast.literal_eval(default) if isinstance(default, ast.Constant) else None,
+                    ast.literal_eval(description))
+            return out
+    raise AssertionError(f'{path.name} has no ARGUMENTS list')
+
+
+def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
+    """Without launch_ros: the arguments' defaults build a graph and an `ilrl dagger` line."""
+    from ilrl_ros.cli import build_parser, cmd_dagger
+    from ilrl_ros.dagger_live import launch_plan
+
+    arguments = _launch_arguments(REPO / 'launch' / 'dagger.launch.py')
+    assert all(text.strip() for _, text in arguments.values()), 'every argument is described'
+    values = {name: default for name, (default, _) in arguments.items() if default is not None}
+    config, command = launch_plan(values)
+    nodes = node_parameters(config)
+    assert set(nodes) == {'mock_robot', 'observation', 'policy', 'reward_monitor',
+                          'episode_manager', 'expert', 'demo_recorder'}
+    assert set(nodes) <= _console_scripts()
+    assert nodes['expert']['drive'] is False
+    assert nodes['demo_recorder']['autostart'] is False
+    bag_dir = Path(nodes['demo_recorder']['output_dir'])
+    assert bag_dir.is_absolute() and bag_dir.parts[-2:] == ('dagger_out', 'bags')
+    assert command[1:4] == ['-m', 'ilrl_ros.cli', 'dagger']
+    args = build_parser().parse_args(command[3:])
+    assert args.func is cmd_dagger and not args.graph and not args.sim
+    assert (args.task, args.rounds, args.episodes_per_round, args.label_topic) == \
+        ('track_follow', 4, 3, 'expert/action')
+    assert Path(args.out) == bag_dir.parent
+
+    # A teleoperator's label topic is recorded too, and passed on with its tolerance.
+    config, command = launch_plan({**values, 'label_topic': 'teleop/cmd_vel',
+                                   'label_tolerance_s': '0.2', 'dart_noise_std': '0.05,0.5'})
+    assert 'teleop/cmd_vel' in node_parameters(config)['demo_recorder']['topics']
+    args = build_parser().parse_args(command[3:])
+    assert (args.label_topic, args.label_tolerance, args.dart_noise) == \
+        ('teleop/cmd_vel', 0.2, (0.05, 0.5))
+    assert launch_plan({**values, 'run_driver': 'false'})[1] is None
 
 
 @pytest.mark.parametrize('config', [
@@ -96,7 +147,10 @@ def test_launch_descriptions_expand_to_known_nodes(path):
         entity.visit(context)
         if isinstance(entity, OpaqueFunction):
             nodes += entity.execute(context) or []
+    from launch_ros.actions import Node
     scripts = _console_scripts()
+    # dagger.launch.py also runs the `ilrl dagger` driver, a process that is not a node.
+    nodes = [node for node in nodes if isinstance(node, Node)]
     assert nodes
     for node in nodes:
         assert node.node_executable in scripts

@@ -3,16 +3,47 @@
 For every new synchronised set of its inputs it publishes the action it would take on
 ``expert/action`` (the teacher's label, for recording and DAgger), and, while the ``drive``
 parameter is true, also on the robot's command topic, so it can drive demonstrations.
+
+With ``noise_std`` above zero the command it drives with is the clean action plus Gaussian
+noise, clipped to the task's bounds, while the label on ``expert/action`` stays the clean
+action: DART (Laskey et al., "DART: Noise Injection for Robust Imitation Learning", CoRL
+2017) shows the learner the states it will drift into, each labelled with the expert's
+correction.
 """
 
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationAssembler
+from ilrl_ros.core.rollouts import noise_factor
 from ilrl_ros.core.tasks import make_expert
 from ilrl_ros.messages import action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
                                    run, SourceSubscriptions)
+
+
+def noise_std_factor(value, action_size: int):
+    """``noise_std`` (one number, or one per action field) as a noise factor, or None.
+
+    The values are checked by ``ilrl_ros.core.rollouts.noise_factor`` (finite,
+    non-negative); anything but a number or a list of ``action_size`` numbers is refused
+    with what was expected.
+    """
+    expected = f'noise_std must be one number or a list of {action_size} numbers (one per ' \
+        f'action field)'
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise ValueError(f'{expected}, got {value!r}')
+    if not isinstance(value, (int, float)):
+        try:
+            value = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise ValueError(f'{expected}, got {value!r}') from None
+        if len(value) != action_size:
+            raise ValueError(f'{expected}, got {len(value)}: {value}')
+    return noise_factor(value, action_size)
 
 
 class Expert(Node):
@@ -25,6 +56,19 @@ class Expert(Node):
                              '(drive the robot). Can be changed at runtime.')
         self.frame_id = declare(self, 'frame_id', 'base_link', 'frame_id of stamped commands.',
                                 read_only=True)
+        seed = declare(self, 'noise_seed', 0, 'Seed of the DART noise generator.',
+                       read_only=True)
+        noise = self.declare_parameter('noise_std', 0.0, ParameterDescriptor(
+            description='DART: standard deviation of Gaussian noise added to the command the '
+            'expert drives with (one number, or one per action field); the label on '
+            'expert/action stays clean. Can be changed at runtime.',
+            dynamic_typing=True)).value
+        try:
+            self._noise = noise_std_factor(noise, self.spec.action.size)
+        except ValueError as error:
+            self.get_logger().fatal(str(error))
+            raise
+        self._rng = np.random.default_rng(seed)
         self.controller = make_expert(self.spec)
         self.assembler = ObservationAssembler(self.spec, sources=self.controller.sources,
                                               sync_tolerance_s=declare_sync_tolerance(self))
@@ -36,17 +80,43 @@ class Expert(Node):
         self.labels = 0
         self._answer_repeat = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.get_logger().info(f'expert for task {self.spec.name!r}, drive={self.drive}')
+        self.get_logger().info(f'expert for task {self.spec.name!r}, drive={self.drive}, '
+                               f'noise_std={self.noise_std.tolist()}')
+
+    @property
+    def noise_std(self) -> np.ndarray:
+        """The standard deviation of the noise on each action field (zeros: none)."""
+        if self._noise is None:
+            return np.zeros(self.spec.action.size)
+        return np.sqrt(np.diag(self._noise @ self._noise.T))
 
     def _on_set_parameters(self, parameters):
+        # Check everything first, so that a refused change leaves every value as it was.
+        changes = {}
         for parameter in parameters:
-            if parameter.name == 'drive':
+            if parameter.name == 'noise_std':
+                if parameter.type_ not in (Parameter.Type.DOUBLE, Parameter.Type.INTEGER,
+                                           Parameter.Type.DOUBLE_ARRAY,
+                                           Parameter.Type.INTEGER_ARRAY):
+                    return refuse(f'noise_std must be a number or a list of '
+                                  f'{self.spec.action.size} numbers, got {parameter.value!r}')
+                try:
+                    changes['noise_std'] = noise_std_factor(parameter.value,
+                                                            self.spec.action.size)
+                except ValueError as error:
+                    return refuse(str(error))
+            elif parameter.name == 'drive':
                 if not isinstance(parameter.value, bool):
                     return refuse('drive must be true or false')
-                # A lock-step robot waits for a command: answer its repeated observation.
-                self._answer_repeat = parameter.value and not self.drive
-                self.drive = parameter.value
-                self.get_logger().info(f'drive={self.drive}')
+                changes['drive'] = parameter.value
+        if 'noise_std' in changes:
+            self._noise = changes['noise_std']
+            self.get_logger().info(f'noise_std={self.noise_std.tolist()}')
+        if 'drive' in changes:
+            # A lock-step robot waits for a command: answer its repeated observation.
+            self._answer_repeat = changes['drive'] and not self.drive
+            self.drive = changes['drive']
+            self.get_logger().info(f'drive={self.drive}')
         return accept()
 
     def _on_error(self, source: str, text: str) -> None:
@@ -70,6 +140,12 @@ class Expert(Node):
         self.label_pub.publish(msg)
         self.labels += 1
         if self.drive:
+            factor = self._noise
+            if factor is not None:
+                # DART: drive with the noisy action; the label above stays clean.
+                noisy = action + factor @ self._rng.standard_normal(len(action))
+                msg = action_message(self.spec.action, self.spec.action.clip(noisy), stamp,
+                                     self.frame_id)
             self.command_pub.publish(msg)
 
 
