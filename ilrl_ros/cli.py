@@ -8,6 +8,10 @@ Examples::
     ilrl train bc --data data/demos.npz -o checkpoints/bc --log-dir runs/bc
     ilrl evaluate --checkpoint checkpoints/bc --episodes 10
     ilrl info checkpoints/bc
+    ilrl collect --task track_follow --episodes 3 --noise-std 0.05,1.0 -o data/dart.npz
+    ilrl train awr --data data/mixed.npz -o checkpoints/awr --log-dir runs/awr
+    ilrl export --data data/demos.npz --minari-id ilrl/track_follow-expert-v0 --root minari
+    ilrl import --minari-id ilrl/track_follow-expert-v0 --root minari -o data/back.npz
 
 Data flow::
 
@@ -21,6 +25,7 @@ import json
 import logging
 from pathlib import Path
 import sys
+import textwrap
 import time
 
 
@@ -45,7 +50,8 @@ def cmd_sim(args) -> int:
                          real_time_factor=args.real_time_factor, policy_mode=args.policy_mode,
                          expert_drive=args.expert_drive, record=args.record,
                          record_autostart=not args.record_no_autostart, bag_dir=args.bag_dir,
-                         bag_name=args.bag_name, seed=args.seed, max_episodes=args.episodes)
+                         bag_name=args.bag_name, seed=args.seed, max_episodes=args.episodes,
+                         record_topics=tuple(args.record_topic))
     graph = Graph(config).start()
     manager = graph.nodes['episode_manager']
     try:
@@ -65,11 +71,46 @@ def cmd_convert(args) -> int:
     from ilrl_ros.convert import bag_to_dataset
     from ilrl_ros.core.spec import load_spec
     spec = load_spec(args.task)
-    data, report = bag_to_dataset(args.bag, spec, action_topic=args.action_topic)
+    print(f'converting {args.bag} for task {spec.name!r}', flush=True)
+    data, report = bag_to_dataset(args.bag, spec, action_topic=args.action_topic,
+                                  label_topic=args.label_topic,
+                                  label_tolerance_s=args.label_tolerance,
+                                  align_tolerance_s=args.align_tolerance)
     data.save(args.output)
+    report_path = Path(args.output).with_suffix('.report.json')
+    report_path.write_text(json.dumps(report.to_dict(), indent=2) + '\n')
     print(report.summary())
     print(f'wrote {args.output}: {len(data)} rows, {data.num_episodes} episodes, '
-          f'observation {data.observations.shape[1]}, action {data.actions.shape[1]}')
+          f'observation {data.observations.shape[1]}, action {data.actions.shape[1]}; '
+          f'report {report_path}')
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ilrl_ros.core.data import Demonstrations
+    from ilrl_ros.core.minari_io import export_minari
+    data = Demonstrations.load(args.data)
+    print(f'exporting {args.data}: {len(data)} rows, {data.num_episodes} episodes', flush=True)
+    done = export_minari(data, args.minari_id, root=args.root, author=args.author,
+                         description=args.description, missing_rewards=args.missing_rewards,
+                         overwrite=args.overwrite)
+    print(f'wrote Minari dataset {done.dataset_id} at {done.path}: {done.episodes} episodes, '
+          f"{done.steps} transitions (each episode's last row is the final observation), "
+          f'rewards available: {done.rewards_available}'
+          + (f'; skipped {len(done.skipped_episodes)} single-row episode(s) '
+             f'{list(done.skipped_episodes)}' if done.skipped_episodes else ''))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from ilrl_ros.core.minari_io import import_minari
+    from ilrl_ros.core.spec import load_spec
+    spec = load_spec(args.task) if args.task else None
+    data = import_minari(args.minari_id, root=args.root, spec=spec)
+    data.save(args.output)
+    print(f'wrote {args.output}: {len(data)} rows, {data.num_episodes} episodes, task '
+          f'{data.spec.name!r}, observation {data.observations.shape[1]}, action '
+          f'{data.actions.shape[1]}')
     return 0
 
 
@@ -92,6 +133,127 @@ def train_bc(data_path, output, log_dir=None, **overrides):
                                        'val_loss': result.val_loss,
                                        'seconds': result.seconds, **data.info})
     return path, result
+
+
+def train_weighted(algorithm, data_path, output, log_dir=None, bc_overrides=None,
+                   overrides=None):
+    """Train RWR or AWR (weighted behavior cloning) from a dataset file; save the checkpoint."""
+    import importlib
+    from ilrl_ros.core.algorithms.bc import BCConfig
+    from ilrl_ros.core.checkpoint import save_checkpoint
+    from ilrl_ros.core.data import Demonstrations
+    from ilrl_ros.core.train_log import TrainingLog
+    module = importlib.import_module(f'ilrl_ros.core.algorithms.{algorithm}')
+    config_class = getattr(module, f'{algorithm.upper()}Config')
+    data = Demonstrations.load(data_path)
+    bc = BCConfig(**{k: v for k, v in (bc_overrides or {}).items() if v is not None})
+    config = config_class(bc=bc, **{k: v for k, v in (overrides or {}).items()
+                                    if v is not None})
+    log = TrainingLog(log_dir)
+    result = module.train(data, config, log, progress=_progress(algorithm))
+    log.close()
+    path = save_checkpoint(output, result.policy, algorithm=algorithm, spec=data.spec,
+                           config=result.config,
+                           provenance={'dataset': str(data_path), 'rows': len(data),
+                                       'episodes': data.num_episodes,
+                                       'train_loss': result.train_loss,
+                                       'val_loss': result.val_loss,
+                                       'effective_sample_size': result.effective_sample_size,
+                                       'seconds': result.seconds})
+    return path, result
+
+
+def cmd_train_weighted(args) -> int:
+    hidden = tuple(int(h) for h in args.hidden.split(',')) if args.hidden else None
+    extra = {'beta': args.beta, 'gamma': args.gamma}
+    if args.algorithm == 'awr':
+        extra.update(w_max=args.w_max, lam=args.lam, returns=args.returns)
+    path, result = train_weighted(
+        args.algorithm, args.data, args.output, args.log_dir,
+        dict(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+             hidden=hidden, seed=args.seed), extra)
+    w = result.weights
+    print(f'{args.algorithm}: weights {w.min():.3g}..{w.max():.3g}, effective sample size '
+          f'{result.effective_sample_size:.0f} of {len(w)} rows')
+    print(f'wrote checkpoint {path} (train loss {result.train_loss:.4f}, validation loss '
+          f'{result.val_loss:.4f}, {result.seconds:.1f} s)'
+          + (f'; logs and curves.png in {args.log_dir}' if args.log_dir else ''))
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from ilrl_ros.core.rollouts import aggregate, rollout
+    from ilrl_ros.core.spec import load_spec
+    from ilrl_ros.core.tasks import make_env, make_expert
+    spec = load_spec(args.task)
+    if args.beta < 1.0 and not args.checkpoint:
+        raise ValueError(f'--beta {args.beta} lets a learner drive some steps: give its '
+                         f'--checkpoint')
+    if args.dart:
+        return _collect_dart(args, spec)
+    learner = None
+    if args.checkpoint:
+        from ilrl_ros.core.checkpoint import load_checkpoint
+        learner = load_checkpoint(args.checkpoint, expected_spec=spec)
+    amount = {'steps': args.steps} if args.steps else {'episodes': args.episodes}
+    print(f'collecting in the {spec.name} simulator (no ROS): '
+          + (f'{args.steps} steps' if args.steps else f'{args.episodes} episodes')
+          + (f', expert noise std {list(args.noise_std)}' if args.noise_std else '')
+          + (f', beta {args.beta} with {args.checkpoint}' if args.checkpoint else ''),
+          flush=True)
+    result = rollout(make_env(spec), make_expert(spec), learner, beta=args.beta,
+                     noise=list(args.noise_std) if args.noise_std else None, seed=args.seed,
+                     max_episode_steps=args.max_episode_steps or None,
+                     progress=_progress('collect'), **amount)
+    data = result.with_executed_labels() if args.label == 'executed' else result.data
+    if args.append and Path(args.output).exists():
+        from ilrl_ros.core.data import Demonstrations
+        data = aggregate([Demonstrations.load(args.output), data])
+    data.save(args.output)
+    summary = result.summary()
+    for stats in result.episodes:
+        print(json.dumps(stats.as_dict()))
+    print(f'success rate {summary["success_rate"]:.0%}, mean return '
+          f'{summary["mean_return"]:.2f}, expert executed {summary["expert_fraction"]:.0%} '
+          f'of steps; wrote {args.output}: {len(data)} rows, {data.num_episodes} episodes, '
+          f'labels: {args.label}, rewards recorded')
+    return 0
+
+
+def _collect_dart(args, spec) -> int:
+    import numpy as np
+    from ilrl_ros.core.algorithms.bc import BCConfig
+    from ilrl_ros.core.algorithms.dart import DARTConfig, run
+    if args.checkpoint or args.steps or args.label != 'expert':
+        raise ValueError('--dart collects whole expert episodes with clean labels; leave out '
+                         '--checkpoint, --steps and --label')
+    config = DARTConfig(rounds=args.rounds, episodes_per_round=args.episodes,
+                        initial_noise=list(args.noise_std) if args.noise_std else None,
+                        alpha=args.alpha, max_episode_steps=args.max_episode_steps,
+                        bc=BCConfig(steps=args.bc_steps, seed=args.seed),
+                        eval_episodes=args.eval_episodes, seed=args.seed)
+
+    def progress(k, total, metrics):
+        print(f'DART round {k}/{total}: noise trace {metrics["dart/noise_trace"]:.4g}, '
+              f'dataset {metrics["dart/dataset_size"]:.0f}, eval success '
+              f'{metrics["eval/success_rate"]:.0%}', flush=True)
+
+    result = run(spec, config, progress=progress)
+    result.data.save(args.output)
+    for row in result.rounds:
+        print(json.dumps({k: row[k] for k in ('round', 'noise_std', 'new_labels',
+                                              'dataset_size', 'collect_success_rate',
+                                              'eval_success_rate', 'eval_mean_return')}))
+    print(f'wrote {args.output}: {len(result.data)} rows, {result.data.num_episodes} '
+          f'episodes; next noise std {np.sqrt(np.diag(result.next_noise)).round(4).tolist()}')
+    if args.policy_out:
+        from ilrl_ros.core.checkpoint import save_checkpoint
+        path = save_checkpoint(args.policy_out, result.policy, algorithm='dart', spec=spec,
+                               config=result.config,
+                               provenance={'rows': len(result.data), 'rounds': result.rounds,
+                                           'seconds': result.seconds})
+        print(f'wrote checkpoint {path}')
+    return 0
 
 
 def cmd_train_rl(args) -> int:
@@ -206,6 +368,73 @@ def cmd_demo(args) -> int:
                     eval_episodes=args.eval_episodes, bc_steps=args.bc_steps, seed=args.seed)
 
 
+def _floats(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected numbers separated by commas, e.g. '
+                                         f'0.02,0.3; got {text!r}') from None
+
+
+def cmd_dagger(args) -> int:
+    if args.sim:
+        live_only = [name for name in ('graph', 'label_topic', 'label_tolerance', 'dart_noise',
+                                       'episode_timeout') if getattr(args, name)]
+        if live_only:
+            raise ValueError(f'--{live_only[0].replace("_", "-")} is for live DAgger over ROS '
+                             '2; leave it out with --sim')
+        return _dagger_sim(args)
+    from ilrl_ros.dagger_live import LiveDAggerConfig, run_live_dagger
+    from ilrl_ros.graph_client import OperatorError
+    config = LiveDAggerConfig(
+        task=args.task, rounds=args.rounds, episodes_per_round=args.episodes_per_round,
+        schedule=args.schedule, p=args.p, label_topic=args.label_topic or 'expert/action',
+        label_tolerance_s=args.label_tolerance, expert_noise_std=args.dart_noise or (),
+        bc_steps=args.bc_steps, eval_episodes=args.eval_episodes,
+        episode_timeout_s=args.episode_timeout, out=args.out, seed=args.seed)
+    try:
+        return run_live_dagger(config, start_graph=args.graph)
+    except OperatorError as error:
+        # The graph did not answer or refused a step: say which, no traceback.
+        print(f'ilrl dagger: {error}', file=sys.stderr)
+        return 2
+
+
+def _dagger_sim(args) -> int:
+    from ilrl_ros.core.algorithms.bc import BCConfig
+    from ilrl_ros.core.algorithms.dagger import DAggerConfig, format_rounds, run
+    from ilrl_ros.core.checkpoint import save_checkpoint
+    from ilrl_ros.core.spec import load_spec
+    spec = load_spec(args.task)
+    config = DAggerConfig(rounds=args.rounds, episodes_per_round=args.episodes_per_round,
+                          schedule=args.schedule, p=args.p, eval_episodes=args.eval_episodes,
+                          seed=args.seed, bc=BCConfig(steps=args.bc_steps, seed=args.seed))
+
+    def progress(i, total, metrics):
+        print(f'round {i}/{total}: beta {metrics["dagger/beta"]:.3g}, dataset '
+              f'{metrics["dagger/dataset_size"]:.0f}, eval success '
+              f'{metrics["eval/success_rate"]:.0%}, return {metrics["eval/mean_return"]:.1f}',
+              flush=True)
+
+    print(f'DAgger in the {spec.name} simulator (no ROS): {args.rounds} rounds of '
+          f'{args.episodes_per_round} episodes', flush=True)
+    result = run(spec, config, progress=progress)
+    out = Path(args.out)
+    path = save_checkpoint(out / 'checkpoints' / 'final', result.policy, algorithm='dagger',
+                           spec=spec, config=result.config,
+                           provenance={'rows': len(result.data), 'rounds': result.rounds,
+                                       'seconds': result.seconds})
+    result.data.save(out / 'dataset.npz')
+    table = format_rounds(result.rounds)
+    (out / 'results.md').write_text(f'# ilrl dagger --sim: {spec.name}\n\n{table}\n')
+    (out / 'results.json').write_text(json.dumps(
+        {'task': spec.name, 'config': result.config, 'rounds': result.rounds,
+         'checkpoint': str(path), 'seconds': result.seconds}, indent=2))
+    print('\n' + table + f'\n\nwrote checkpoint {path}, {out / "results.md"} and '
+          f'{out / "results.json"}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ilrl', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +456,63 @@ def build_parser() -> argparse.ArgumentParser:
                    help='behavior cloning gradient steps (default: %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='start-state seed (default: 0)')
     p.set_defaults(func=cmd_demo)
+
+    about = ('DAgger (Ross, Gordon & Bagnell, AISTATS 2011) on the running ROS 2 graph. '
+             'Round 0: the expert drives (demonstrations). Each later round: the policy '
+             'trained so far drives (the expert drives an episode with probability beta), the '
+             'expert node labels every observed state on expert/action (or a human labels on '
+             '--label-topic), the recorder writes bags/dagger_round_NNN, the bag is converted '
+             '(states without a label are dropped), aggregated with the earlier rounds, '
+             'behavior cloning is retrained, and the checkpoint is swapped into the running '
+             'policy node by parameter: no node restarts. Prints and writes (results.md, '
+             'results.json) a table per round: beta, episodes, new labelled states, dataset '
+             'size, success rate, mean return.',
+             'The graph must run already (ros2 launch ilrl_ros dagger.launch.py starts it and '
+             'this command), or give --graph to start `ilrl sim` here. --sim runs DAgger in '
+             'the simulator without ROS (per-step mixing, evaluation episodes each round).')
+    p = sub.add_parser(
+        'dagger', help='DAgger: the policy drives, the expert labels, retrain, swap, repeat',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='\n\n'.join(textwrap.fill(text, 90) for text in about) + '\n\n'
+        'examples:\n'
+        '  ilrl dagger --graph --task track_follow --rounds 4 --out dagger_out\n'
+        '  ilrl dagger --graph --label-topic teleop/cmd_vel --label-tolerance 0.2\n'
+        "  ilrl dagger --graph --dart-noise 0.05,0.5     # DART noise on the expert's drive\n"
+        '  ilrl dagger --sim --task track_follow --rounds 5')
+    p.add_argument('--task', default='track_follow', help='task (default: %(default)s)')
+    p.add_argument('--rounds', type=int, default=4,
+                   help='rounds, round 0 (expert demonstrations) included (default: '
+                   '%(default)s)')
+    p.add_argument('--episodes-per-round', type=int, default=3,
+                   help='episodes driven per round (default: %(default)s)')
+    p.add_argument('--schedule', choices=('ross', 'exponential'), default='ross',
+                   help='beta schedule: ross (1, then 0) or exponential (p^i) '
+                   '(default: %(default)s)')
+    p.add_argument('--p', type=float, default=0.5,
+                   help='decay of the exponential schedule (default: %(default)s)')
+    p.add_argument('--bc-steps', type=int, default=2000,
+                   help='behavior cloning steps per round (default: %(default)s)')
+    p.add_argument('--eval-episodes', type=int, default=3,
+                   help="episodes of the final policy (live) or of each round's policy "
+                   '(--sim) (default: %(default)s)')
+    p.add_argument('--out', default='dagger_out', help='output folder (default: %(default)s)')
+    p.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    p.add_argument('--graph', action='store_true',
+                   help='start the `ilrl sim` graph as a child process (no ros2 launch needed)')
+    p.add_argument('--label-topic', default=None,
+                   help='where labels come from (default: expert/action); e.g. '
+                   "teleop/cmd_vel for a human teleoperator's Twist")
+    p.add_argument('--label-tolerance', type=float, default=None, metavar='SECONDS',
+                   help='how long a label stays valid for a later command (unstamped '
+                   "labels); default: the converter's")
+    p.add_argument('--dart-noise', type=_floats, default=None, metavar='STD[,STD...]',
+                   help="DART: Gaussian noise on the expert's driven command, one std or one "
+                   'per action field; the label stays clean')
+    p.add_argument('--episode-timeout', type=float, default=None, metavar='SECONDS',
+                   help="wall-clock wait per episode (default: 4 x the task's timeout + 60)")
+    p.add_argument('--sim', action='store_true',
+                   help='DAgger in the simulator, without ROS (ilrl_ros.core.algorithms.dagger)')
+    p.set_defaults(func=cmd_dagger)
 
     p = sub.add_parser('sim', help='run the node graph in one process (no ros2 launch needed)',
                        description='Run mock_robot, observation, policy, reward_monitor, '
@@ -250,22 +536,80 @@ def build_parser() -> argparse.ArgumentParser:
                    help='recorder waits for its ~/start service')
     p.add_argument('--bag-dir', default='bags', help='where bags go (default: %(default)s)')
     p.add_argument('--bag-name', default='', help='bag folder name (default: timestamped)')
+    p.add_argument('--record-topic', action='append', default=[], metavar='TOPIC',
+                   help="also record this topic (repeatable), e.g. a teleoperator's labels "
+                   'teleop/cmd_vel for `ilrl dagger --label-topic`')
     p.add_argument('--seed', type=int, default=0, help='mock robot start-state seed')
     p.add_argument('--episodes', type=int, default=0,
                    help='stop after this many episodes and print them (default: run on)')
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser('convert', help='bag -> demonstration dataset (.npz)',
-                       description='Build the observation of every recorded command with the '
-                       'task spec and write a dataset. Reads our bags and those of `ros2 bag '
-                       'record` (MCAP or sqlite3). Reports what it kept and dropped.')
+                       description='One row per executed command (the control clock): the '
+                       'observation from the newest reading of each sensor at or before the '
+                       'command, within a tolerance, built with the task spec; the label from '
+                       'the command or from --label-topic. Rows without a reading or a label in '
+                       'time are dropped and counted, never filled. Reads our bags and those of '
+                       '`ros2 bag record` (MCAP or sqlite3, split, or cut short by a kill). '
+                       'Prints what it kept and dropped, and writes that report next to the '
+                       'dataset as NAME.report.json.')
     p.add_argument('bag', help='bag folder, .mcap or .db3 file')
     p.add_argument('--task', required=True, help='task name or spec YAML path')
     p.add_argument('-o', '--output', required=True, help='dataset .npz to write')
     p.add_argument('--action-topic', default=None,
-                   help="topic whose messages are the labels (default: the task's command "
-                   'topic; expert/action for expert labels)')
+                   help='the executed commands: one row per message, at its header stamp '
+                   "(TwistStamped) or else its log time (default: the task's command topic); "
+                   'they are the labels unless --label-topic is given')
+    p.add_argument('--label-topic', default=None,
+                   help='take the action labels from this topic instead, e.g. expert/action '
+                   'or teleop/cmd_vel (Twist or TwistStamped for a twist action): the newest '
+                   'label at or before each command; states without one are dropped')
+    p.add_argument('--label-tolerance', type=float, default=None, metavar='SECONDS',
+                   help="how old a label may be at the command (default: the spec's "
+                   'sync_tolerance_s when both are stamped, else one control period)')
+    p.add_argument('--align-tolerance', type=float, default=None, metavar='SECONDS',
+                   help='how old a sensor reading may be at the command; a row without one '
+                   "is dropped, never filled (default: the spec's sync_tolerance_s for "
+                   'stamped commands, its max_age_s for unstamped ones)')
     p.set_defaults(func=cmd_convert)
+
+    minari_root = ('Minari datasets folder (default: $MINARI_DATASETS_PATH, else '
+                   '~/.minari/datasets)')
+    p = sub.add_parser('export', help='dataset (.npz) -> Minari dataset (offline RL format)',
+                       description='Write a dataset as a Minari dataset (Farama Foundation, '
+                       'HDF5), one Minari episode per episode, readable with '
+                       '`minari.load_dataset(ID)`. Minari stores the observation after every '
+                       'action; nothing was observed after the last action of an episode, so '
+                       'an episode of N rows becomes N-1 transitions whose final observation '
+                       "is the last row's (that row's action is not exported). Rewards the "
+                       'bag lacked are stored as 0 and flagged in the metadata. The task spec '
+                       'travels in the metadata, for `ilrl import`.')
+    p.add_argument('--data', required=True, help='dataset .npz from `ilrl convert`')
+    p.add_argument('--minari-id', required=True,
+                   help='dataset id namespace/name-vN, e.g. ilrl/track_follow-expert-v0')
+    p.add_argument('--root', default=None, help=minari_root)
+    p.add_argument('--author', default='ilrl_ros', help='author in the metadata')
+    p.add_argument('--description', default='',
+                   help='text put before the generated description')
+    p.add_argument('--missing-rewards', choices=('error', 'zero'), default='error',
+                   help='when only some rows lack a reward: refuse (default), or store 0 and '
+                   'list those steps in the metadata')
+    p.add_argument('--overwrite', action='store_true', help='replace a dataset of this id')
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser('import', help='Minari dataset -> dataset (.npz)',
+                       description='Read a Minari dataset with flat Box observations and '
+                       'actions into a dataset for `ilrl train bc`: one row per transition '
+                       '(the final observation of each episode is not a row). Datasets from '
+                       '`ilrl export` carry their task spec; others need --task naming a task '
+                       'whose observation and action sizes match.')
+    p.add_argument('--minari-id', required=True,
+                   help='dataset id under --root, or the path of a dataset folder')
+    p.add_argument('--root', default=None, help=minari_root)
+    p.add_argument('--task', default=None,
+                   help='task name or spec YAML (required for datasets not from ilrl export)')
+    p.add_argument('-o', '--output', required=True, help='dataset .npz to write')
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser('train', help='train a policy from a dataset',
                        description='Train with PyTorch and write a checkpoint '
@@ -287,6 +631,43 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
     b.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
     b.set_defaults(func=cmd_train)
+    weighted_about = {
+        'rwr': ('reward-weighted regression (Peters & Schaal 2007)', 'Behavior cloning with '
+                'each row weighted by exp(R_t / beta), R_t its discounted return-to-go in its '
+                'episode (the largest return is subtracted before exp, which changes no '
+                'relative weight).'),
+        'awr': ('advantage-weighted regression (Peng et al. 2019)', 'A value network V(s) is '
+                'fitted to TD(lambda) (or Monte Carlo) returns; each row is weighted by '
+                'min(exp((R - V(s)) / beta), w_max) in behavior cloning.')}
+    for name, (short, long) in weighted_about.items():
+        w = algos.add_parser(
+            name, help=short, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f'{short[0].upper()}{short[1:]}. {long} For demonstrations of mixed '
+            "quality: the dataset needs rewards (record the reward monitor's topic 'reward' "
+            'in the bag, or use `ilrl collect`). Writes a checkpoint the policy node runs.\n\n'
+            f'example:\n  ilrl train {name} --data data/mixed.npz -o checkpoints/{name} '
+            f'--log-dir runs/{name} --beta 2')
+        w.add_argument('--data', required=True, help='dataset .npz with rewards')
+        w.add_argument('-o', '--output', required=True, help='checkpoint folder to write')
+        w.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
+        w.add_argument('--beta', type=float, default=None,
+                       help='temperature in units of return (default: 1.0)')
+        w.add_argument('--gamma', type=float, default=None, help='discount (default: 0.99)')
+        if name == 'awr':
+            w.add_argument('--w-max', type=float, default=None,
+                           help='weight clip (default: 20)')
+            w.add_argument('--lam', type=float, default=None,
+                           help='TD(lambda) lambda (default: 0.95)')
+            w.add_argument('--returns', choices=('td_lambda', 'monte_carlo'), default=None,
+                           help='value targets (default: td_lambda)')
+        w.add_argument('--head', choices=('gaussian', 'deterministic'), default=None,
+                       help='policy head (default: gaussian)')
+        w.add_argument('--steps', type=int, default=None, help='gradient steps (default: 4000)')
+        w.add_argument('--batch-size', type=int, default=None, help='batch size (default: 256)')
+        w.add_argument('--lr', type=float, default=None, help='learning rate (default: 1e-3)')
+        w.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
+        w.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
+        w.set_defaults(func=cmd_train_weighted)
     from ilrl_ros.core.training import ALGORITHMS
     about = {'reinforce': 'REINFORCE with reward-to-go and a baseline (Williams 1992)',
              'a2c': 'advantage actor-critic with GAE', 'ppo': 'PPO (Schulman et al. 2017)',
@@ -310,6 +691,57 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument('--eval-episodes', type=int, default=10,
                        help='evaluation episodes after training (default: %(default)s)')
         r.set_defaults(func=cmd_train_rl)
+
+    p = sub.add_parser(
+        'collect', help='expert demonstrations in the simulator (no ROS), optionally noisy',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Roll out episodes in the task's simulator without ROS and write a "
+        'dataset with rewards. The expert labels every visited state; what is executed is the '
+        "expert's action, plus Gaussian noise with --noise-std (DART: the label stays the "
+        'clean action), or with --beta < 1 and --checkpoint, a per-step mixture in which the '
+        'checkpoint acts with probability 1 - beta (one DAgger round). --label executed '
+        'records the executed actions instead (mixed-quality data for RWR/AWR); --append adds '
+        'to an existing dataset. --dart runs DART (Laskey et al. 2017): --rounds rounds of '
+        "--episodes episodes, fitting a policy after each round and setting the next round's "
+        "noise to its error covariance on the expert's states.\n\n"
+        'examples:\n'
+        '  ilrl collect --task track_follow --episodes 3 -o data/expert.npz\n'
+        '  ilrl collect --task track_follow --episodes 3 --noise-std 0.05,1.0 --label '
+        'executed --append -o data/expert.npz\n'
+        '  ilrl collect --task track_follow --episodes 2 --dart --rounds 3 -o data/dart.npz')
+    p.add_argument('--task', required=True, help='task name or spec YAML path')
+    p.add_argument('--episodes', type=int, default=3,
+                   help='episodes (per round with --dart) (default: %(default)s)')
+    p.add_argument('--steps', type=int, default=0,
+                   help='collect exactly this many steps instead of whole episodes')
+    p.add_argument('--noise-std', type=_floats, default=None, metavar='STD[,STD...]',
+                   help="Gaussian noise on the expert's executed action: one std or one per "
+                   "action field (with --dart: the first round's noise)")
+    p.add_argument('--dart', action='store_true',
+                   help='optimise the noise as DART does over --rounds rounds')
+    p.add_argument('--rounds', type=int, default=3, help='DART rounds (default: %(default)s)')
+    p.add_argument('--alpha', type=float, default=None,
+                   help='DART: scale each noise covariance estimate to trace alpha, keeping '
+                   'its shape (default: the raw estimate)')
+    p.add_argument('--bc-steps', type=int, default=2000,
+                   help='DART: behavior cloning steps per round (default: %(default)s)')
+    p.add_argument('--eval-episodes', type=int, default=0,
+                   help="DART: evaluation episodes of each round's policy (default: "
+                   '%(default)s)')
+    p.add_argument('--policy-out', default=None,
+                   help="DART: also write the last round's policy as a checkpoint")
+    p.add_argument('--beta', type=float, default=1.0,
+                   help='probability per step that the expert acts (default: %(default)s)')
+    p.add_argument('--checkpoint', default=None, help='the learner for --beta < 1')
+    p.add_argument('--label', choices=('expert', 'executed'), default='expert',
+                   help="row labels: the expert's clean action (default) or the executed one")
+    p.add_argument('--append', action='store_true',
+                   help='add to the dataset at --output if it exists (episodes kept apart)')
+    p.add_argument('--max-episode-steps', type=int, default=0,
+                   help="cut episodes after this many steps (default: the task's timeout)")
+    p.add_argument('--seed', type=int, default=0, help='first start-state seed (default: 0)')
+    p.add_argument('-o', '--output', required=True, help='dataset .npz to write')
+    p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser('evaluate', help='run a checkpoint in the simulator (no ROS)',
                        description="Roll a checkpoint out in its task's simulator and print "

@@ -10,8 +10,9 @@ import pytest
 
 from ilrl_testing import REPO
 
-SUBCOMMANDS = [[], ['demo'], ['sim'], ['convert'], ['train'], ['train', 'bc'], ['evaluate'],
-               ['info']]
+SUBCOMMANDS = [[], ['demo'], ['sim'], ['convert'], ['train'], ['train', 'bc'], ['train', 'rwr'],
+               ['train', 'awr'], ['evaluate'], ['info'], ['collect'], ['dagger'], ['export'],
+               ['import']]
 
 
 def _ilrl(*args, check=True):
