@@ -50,9 +50,7 @@ def test_pendulum_reset_from_a_given_state(pendulum_spec):
 
 
 def _noisy_track_spec():
-    raw = yaml.safe_load((tasks_dir() / 'track_follow.yaml').read_text())
-    raw['robot']['params']['scan_noise_std'] = 0.02
-    return parse_spec(raw)
+    return _track_spec_with(scan_noise_std=0.02)
 
 
 def test_track_follow_is_deterministic_under_a_seed():
@@ -141,3 +139,40 @@ def test_reset_keeps_stamps_increasing(track_spec):
     assert set(np.diff(stamps)) == {100_000_000}
     readings = env.readings()
     assert {r.stamp_ns for r in readings.values()} == {stamps[-1]}
+
+
+def _track_spec_with(**params):
+    data = yaml.safe_load((tasks_dir() / 'track_follow.yaml').read_text())
+    data['robot']['params'].update(params)
+    return parse_spec(data)
+
+
+def test_actuation_noise_moves_the_robot_off_the_commanded_velocity():
+    # Wheel slip: odometry reports the executed velocity, the command plus noise of the
+    # given standard deviation, drawn from the env's seeded generator.
+    env = make_env(_track_spec_with(actuation_noise_std=[0.01, 0.3]))
+    env.reset(seed=3)
+    command = np.array([0.15, 0.0])
+    executed = []
+    for _ in range(400):
+        _, _, terminated, truncated, _ = env.step(command)
+        odom = env.current_readings()['odom']
+        executed.append((odom.vx, odom.wz))
+        if terminated or truncated:
+            env.reset()
+    error = np.array(executed) - command
+    assert abs(error.mean(axis=0)).max() < 0.05
+    np.testing.assert_allclose(error.std(axis=0), [0.01, 0.3], rtol=0.15)
+    clean = make_env(_track_spec_with())
+    clean.reset(seed=3)
+    clean.step(command)
+    odom = clean.current_readings()['odom']
+    assert (odom.vx, odom.wz) == (0.15, 0.0)
+
+
+def test_start_offsets_follow_the_params():
+    env = make_env(_track_spec_with(start_max_lateral=0.3, start_max_heading_error=0.0))
+    laterals = [abs(env.reset(seed=s)[1]['lateral']) for s in range(60)]
+    assert max(laterals) > 0.2 and max(laterals) <= 0.3 + 1e-9
+    with pytest.raises(ValueError, match='actuation_noise_std'):
+        make_env(_track_spec_with(actuation_noise_std=[-0.1, 0.2]))

@@ -20,6 +20,16 @@ from ilrl_ros.core.spec import TaskSpec
 START_NS = 1_000_000_000
 
 
+def _pair(value, key: str) -> np.ndarray:
+    """A number or [linear, angular] list of non-negative standard deviations."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if values.shape not in ((1,), (2,)) or not np.all(np.isfinite(values)) \
+            or (values < 0).any():
+        raise ValueError(f'{key}: expected a standard deviation >= 0 or a list of two '
+                         f'(linear m/s, angular rad/s), got {value!r}')
+    return np.broadcast_to(values, (2,)).copy()
+
+
 class TrackFollowEnv(gym.Env):
     """Gymnasium environment for the ``track_follow`` task spec."""
 
@@ -34,6 +44,12 @@ class TrackFollowEnv(gym.Env):
         rays = int(params.get('scan_rays', 360))
         self.scan_range_max = float(params.get('scan_range_max', 3.5))
         self.scan_noise_std = float(params.get('scan_noise_std', 0.0))
+        # Wheel slip and motor error: the executed (and odometry-reported) velocities are the
+        # command plus zero-mean noise of these standard deviations, drawn every step.
+        self.actuation_noise_std = _pair(params.get('actuation_noise_std', 0.0),
+                                         'robot.params.actuation_noise_std')
+        self.start_max_lateral = float(params.get('start_max_lateral', 0.1))
+        self.start_max_heading_error = float(params.get('start_max_heading_error', 0.2))
         self.scan_angle_min = -math.pi
         self.scan_increment = 2.0 * math.pi / rays
         self.scan_angles = self.scan_angle_min + self.scan_increment * np.arange(rays)
@@ -87,7 +103,8 @@ class TrackFollowEnv(gym.Env):
         if 'pose' in options:
             self.pose = tuple(float(v) for v in options['pose'])
         else:
-            self.pose = self.track.sample_start(self.np_random)
+            self.pose = self.track.sample_start(self.np_random, self.start_max_lateral,
+                                                self.start_max_heading_error)
         self.velocity = (0.0, 0.0)
         # Time never goes backwards across resets, as on a robot.
         self.stamp_ns += self.dt_ns
@@ -100,6 +117,8 @@ class TrackFollowEnv(gym.Env):
         command = self.spec.action.clip(action)
         named = dict(zip(self.spec.action.fields, command))
         v, w = named.get('linear.x', 0.0), named.get('angular.z', 0.0)
+        if self.actuation_noise_std.any():
+            v, w = np.array([v, w]) + self.np_random.normal(0.0, self.actuation_noise_std)
         x, y, yaw = diff_drive_step(*self.pose, v, w, self.dt_ns / 1e9)
         self.pose = (x, y, yaw)
         self.velocity = (v, w)
