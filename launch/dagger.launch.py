@@ -24,7 +24,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
-    ('task', 'track_follow', 'Task spec: bundled name (track_follow, pendulum) or YAML path.'),
+    ('task', 'track_follow',
+     'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'),
     ('rounds', '4', 'DAgger rounds, round 0 (expert demonstrations) included.'),
     ('episodes_per_round', '3', 'Finished episodes driven per round.'),
     ('schedule', 'ross', 'Beta schedule: ross (expert in round 0 only) or exponential.'),

@@ -18,7 +18,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = [
-    ('task', 'track_follow', 'Task spec: bundled name (track_follow, pendulum) or YAML path.'),
+    ('task', 'track_follow',
+     'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'),
     ('checkpoint', '', 'Checkpoint folder the policy starts with; empty: it commands nothing.'),
     ('robot_mode', 'lock_step', 'Mock robot stepping: lock_step (deterministic) or free_run.'),
     ('clock', 'sim', 'sim: simulation time on /clock (use_sim_time); wall: real time.'),

@@ -337,6 +337,25 @@ def test_conv_policy_checkpoint_round_trip_and_refusal(tmp_path, spec):
         build_policy({**policy.description(), 'image_layout': [[10, 24, 32]]})
 
 
+def test_an_image_only_policy_has_no_vector_part(tmp_path, spec):
+    # Pixels alone (no odometry): the conv encoder feeds the MLP by itself.
+    raw = copy.deepcopy(spec.raw)
+    raw['observation']['fields'] = raw['observation']['fields'][:1]
+    pixels_only = parse_spec(raw, origin='camera only')
+    assert pixels_only.observation.size == 24 * 32
+    env = make_env(pixels_only)
+    obs, _ = env.reset(seed=0)
+    policy = make_policy(pixels_only, obs.size, 2, hidden=(16,))
+    policy.set_normalization(Normalizer.fit(np.stack([obs, obs + 1.0])),
+                             Normalizer.identity(2))
+    path = save_checkpoint(tmp_path / 'pixels', policy, algorithm='bc', spec=pixels_only,
+                           config={}, provenance={'made_by': 'test'})
+    action = load_checkpoint(path, expected_spec=pixels_only).act(obs)
+    assert action.shape == (2,) and np.all(np.isfinite(action))
+    with pytest.raises(CheckpointError, match='does not fit the running task'):
+        load_checkpoint(path, expected_spec=spec)
+
+
 # Training and running a camera policy --------------------------------------------------------
 
 @pytest.fixture(scope='module')

@@ -26,7 +26,8 @@ def declare(node: Node, name: str, default, description: str, read_only: bool = 
 def declare_task(node: Node) -> TaskSpec:
     """Declare the ``task`` parameter and load its spec, failing loudly if it is bad."""
     task = declare(node, 'task', 'track_follow',
-                   'Task spec: a bundled task name (track_follow, pendulum) or a YAML path.',
+                   'Task spec: a bundled task name (track_follow, track_follow_camera, '
+                   'pendulum) or a YAML path.',
                    read_only=True)
     try:
         return load_spec(task)
