@@ -22,3 +22,15 @@ def ros_context():
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run every test with one torch thread.
+
+    Small networks train fastest so, and the suite shares two cores with the ROS processes
+    it starts.
+    """
+    from ilrl_ros.core.rl import torch_threads
+    with torch_threads(1):
+        yield

@@ -26,15 +26,6 @@ W = np.array([[0.5, -0.3, 0.2],
 B = np.array([0.1, -0.2])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks train several times faster on one thread, and no slower when the
-    # machine is busy with other tests.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope='module')
 def spec_json():

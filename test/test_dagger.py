@@ -18,13 +18,6 @@ from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env, make_expert
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope='module')
 def spec():

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from ilrl_ros.core.algorithms.bc import BCConfig
@@ -23,13 +22,6 @@ from ilrl_ros.core.spec import load_spec, parse_spec, resolve_spec_path
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_testing import REPO
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_noise_covariance_by_hand():

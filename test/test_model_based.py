@@ -37,15 +37,6 @@ from ilrl_ros.core.tasks import make_env
 DT = 0.05
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Planning is a long chain of small tensor operations: one thread is faster, and the
-    # policy node runs it on one thread too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope='module')
 def spec():

@@ -40,13 +40,6 @@ from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope='module')
 def pendulum_spec():

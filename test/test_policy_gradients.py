@@ -28,13 +28,6 @@ from ilrl_ros.core.train_log import TrainingLog
 RANDOM_CARTPOLE_RETURN = 22.0  # a uniformly random policy's mean return on CartPole-v1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def cartpole():
     return gym.make('CartPole-v1')

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ilrl_ros.core.data import Normalizer
+
 ACTIVATIONS = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'elu': nn.ELU}
 HEADS = ('deterministic', 'gaussian')
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -27,15 +29,15 @@ def mlp(sizes: list, activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPPolicy(nn.Module):
-    """pi(a | s): normalise s, an MLP, then a deterministic or diagonal-Gaussian head.
+class _PolicyHead(nn.Module):
+    """What MLPPolicy and ConvPolicy share: normalisation buffers, the MLP and the head.
 
-    The network works in normalised action units; ``forward`` returns the mean action in
-    the robot's units (de-normalised), which is what the policy node commands.
+    Subclasses build their inputs to the MLP, call ``_build_mlp(inputs)`` and define
+    ``features(obs)``. The network works in normalised action units; ``forward`` returns the
+    mean action in the robot's units (de-normalised), which is what the policy node commands.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), activation='relu',
-                 head='deterministic'):
+    def __init__(self, obs_dim: int, act_dim: int, hidden, activation: str, head: str):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f'head {head!r} is not one of {HEADS}')
@@ -43,23 +45,22 @@ class MLPPolicy(nn.Module):
             raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.hidden, self.activation, self.head = tuple(int(h) for h in hidden), activation, head
-        self.body = mlp([self.obs_dim, *self.hidden], activation)
-        self.body.append(ACTIVATIONS[activation]())
-        self.mean_head = nn.Linear(self.hidden[-1], self.act_dim)
-        if head == 'gaussian':
-            self.log_std_head = nn.Linear(self.hidden[-1], self.act_dim)
         self.register_buffer('obs_mean', torch.zeros(self.obs_dim))
         self.register_buffer('obs_std', torch.ones(self.obs_dim))
         self.register_buffer('act_mean', torch.zeros(self.act_dim))
         self.register_buffer('act_std', torch.ones(self.act_dim))
 
+    def _build_mlp(self, inputs: int) -> None:
+        self.body = mlp([int(inputs), *self.hidden], self.activation)
+        self.body.append(ACTIVATIONS[self.activation]())
+        self.mean_head = nn.Linear(self.hidden[-1], self.act_dim)
+        if self.head == 'gaussian':
+            self.log_std_head = nn.Linear(self.hidden[-1], self.act_dim)
+
     def set_normalization(self, obs_norm, act_norm) -> None:
         for name, value in (('obs_mean', obs_norm.mean), ('obs_std', obs_norm.std),
                             ('act_mean', act_norm.mean), ('act_std', act_norm.std)):
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
-
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.body((obs - self.obs_mean) / self.obs_std)
 
     def normalized_distribution(self, obs: torch.Tensor):
         """Return (mean, log_std or None) in normalised action units."""
@@ -76,6 +77,18 @@ class MLPPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         mean, _ = self.normalized_distribution(obs)
         return mean * self.act_std + self.act_mean
+
+
+class MLPPolicy(_PolicyHead):
+    """pi(a | s): normalise s, an MLP, then a deterministic or diagonal-Gaussian head."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), activation='relu',
+                 head='deterministic'):
+        super().__init__(obs_dim, act_dim, hidden, activation, head)
+        self._build_mlp(self.obs_dim)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.body((obs - self.obs_mean) / self.obs_std)
 
     def description(self) -> dict:
         return {'type': 'mlp', 'obs_dim': self.obs_dim, 'act_dim': self.act_dim,
@@ -141,7 +154,7 @@ def check_image_layout(layout, obs_dim: int) -> tuple:
     return out
 
 
-class ConvPolicy(nn.Module):
+class ConvPolicy(_PolicyHead):
     """pi(a | s) from camera pixels and a vector: a small CNN per image, an MLP, then a head.
 
     End-to-end pixels to steering, as ALVINN (Pomerleau, "ALVINN: An Autonomous Land Vehicle
@@ -156,14 +169,8 @@ class ConvPolicy(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, image_layout, hidden=(256, 256),
                  activation='relu', head='deterministic', channels=(16, 32, 32)):
-        super().__init__()
-        if head not in HEADS:
-            raise ValueError(f'head {head!r} is not one of {HEADS}')
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
-        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        super().__init__(obs_dim, act_dim, hidden, activation, head)
         self.image_layout = check_image_layout(image_layout, self.obs_dim)
-        self.hidden, self.activation, self.head = tuple(int(h) for h in hidden), activation, head
         self.channels = tuple(int(c) for c in channels)
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f'channels must be positive layer widths, got {channels!r}')
@@ -177,22 +184,11 @@ class ConvPolicy(nn.Module):
             is_vector[start:start + h * w] = False
         self.register_buffer('vector_index', torch.from_numpy(np.flatnonzero(is_vector)),
                              persistent=False)
-        self.body = mlp([features + int(is_vector.sum()), *self.hidden], activation)
-        self.body.append(ACTIVATIONS[activation]())
-        self.mean_head = nn.Linear(self.hidden[-1], self.act_dim)
-        if head == 'gaussian':
-            self.log_std_head = nn.Linear(self.hidden[-1], self.act_dim)
-        self.register_buffer('obs_mean', torch.zeros(self.obs_dim))
-        self.register_buffer('obs_std', torch.ones(self.obs_dim))
-        self.register_buffer('act_mean', torch.zeros(self.act_dim))
-        self.register_buffer('act_std', torch.ones(self.act_dim))
+        self._build_mlp(features + int(is_vector.sum()))
 
     def set_normalization(self, obs_norm, act_norm) -> None:
-        obs_mean, obs_std = pooled_image_normalization(obs_norm.mean, obs_norm.std,
-                                                       self.image_layout)
-        for name, value in (('obs_mean', obs_mean), ('obs_std', obs_std),
-                            ('act_mean', act_norm.mean), ('act_std', act_norm.std)):
-            getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+        mean, std = pooled_image_normalization(obs_norm.mean, obs_norm.std, self.image_layout)
+        super().set_normalization(Normalizer(mean=mean, std=std), act_norm)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs - self.obs_mean) / self.obs_std
@@ -201,21 +197,6 @@ class ConvPolicy(nn.Module):
                  for encoder, (start, h, w) in zip(self.encoders, self.image_layout)]
         parts.append(x[:, self.vector_index])
         return self.body(torch.cat(parts, dim=1))
-
-    def normalized_distribution(self, obs: torch.Tensor):
-        """Return (mean, log_std or None) in normalised action units."""
-        h = self.features(obs)
-        mean = self.mean_head(h)
-        if self.head == 'gaussian':
-            return mean, self.log_std_head(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        return mean, None
-
-    def normalize_action(self, action: torch.Tensor) -> torch.Tensor:
-        return (action - self.act_mean) / self.act_std
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        mean, _ = self.normalized_distribution(obs)
-        return mean * self.act_std + self.act_mean
 
     def description(self) -> dict:
         return {'type': 'conv', 'obs_dim': self.obs_dim, 'act_dim': self.act_dim,
