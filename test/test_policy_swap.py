@@ -17,6 +17,7 @@ from ilrl_testing import constant_checkpoint, node_process, Probe, ros_context, 
 from ilrl_testing import wait_for
 
 RATE_HZ = 100.0
+JITTER_MS = 5.0
 
 
 class ParameterClient(Node):
@@ -90,10 +91,13 @@ def test_runtime_swaps_under_a_100hz_loop_leave_no_gap_longer_than_two_periods(s
     t1 = time.monotonic()
     gaps, times = _gaps_ms(probe, t0, t1)
     assert len(times) > 0.8 * RATE_HZ * (t1 - t0)
-    # Two control periods at 100 Hz.
+    # Two control periods at 100 Hz, plus the scheduling jitter of this test process, which
+    # receives the commands while it also runs the 200 Hz mock robot: on the shared 2-core
+    # machine a gap of 20.6 ms was seen once in about ten runs. A swap that stopped or
+    # restarted the control loop shows as a gap of many periods.
     worst = int(np.argmax(gaps))
     swap_offsets = [round(times[worst] - when, 3) for when, _ in expected]
-    assert gaps.max() <= 2 * 1000.0 / RATE_HZ, \
+    assert gaps.max() <= 2 * 1000.0 / RATE_HZ + JITTER_MS, \
         f'largest gap {gaps.max():.1f} ms, starting {swap_offsets} s after each swap'
     # Each swap took effect: 0.2 s after each, the commands carry the new policy's value.
     for when, value in expected:
