@@ -138,7 +138,7 @@ def test_bad_or_mismatched_checkpoints_are_refused_and_the_old_policy_keeps_comm
     values = probe.values_since(t0)
     assert len(values) > 0.8 * RATE_HZ * (t1 - t0)
     assert np.all(values == 1.0), 'a refused checkpoint changed the commands'
-    assert gaps.max() <= 2 * 1000.0 / RATE_HZ
+    assert gaps.max() <= 2 * 1000.0 / RATE_HZ + JITTER_MS
     assert client.checkpoint() == str(swap_rig['plus'])
 
 
