@@ -319,7 +319,30 @@ def aggregate(datasets) -> Demonstrations:
         info={'aggregated': parts})
 
 
-def round_amount(config, i: int) -> dict:
+@dataclass
+class RoundPlan:
+    """What DAgger and DART share: how much each round collects, and how rounds are scored."""
+
+    rounds: int = 3
+    """Rounds of collect, aggregate, train."""
+    episodes_per_round: int = 3
+    """Whole episodes collected per round (used when steps_per_round is 0)."""
+    steps_per_round: int = 0
+    """If > 0: collect exactly this many labelled states per round instead of episodes."""
+    round_steps: tuple = ()
+    """Labelled states to collect in each round, one number per round (overrides the
+    two above): sizes a run so that its aggregate reaches given label budgets."""
+    max_episode_steps: int = 0
+    """Cut collected and evaluation episodes after this many steps (0: the task's timeout)."""
+    eval_episodes: int = 10
+    """Episodes of the learner alone after each round (0: skip)."""
+    eval_seed: int = 10_000
+    """Start-state seed of the first evaluation episode (the same starts every round)."""
+    seed: int = 0
+    """Seeds the collected episodes' start states and the mixture/noise draws."""
+
+
+def round_amount(config: RoundPlan, i: int) -> dict:
     """How much round ``i`` (1-based) of DAgger or DART collects, as ``rollout`` keywords.
 
     ``config.round_steps`` (labelled states, round by round) wins; then

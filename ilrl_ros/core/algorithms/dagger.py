@@ -16,7 +16,8 @@ import time
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.rl import torch_threads
-from ilrl_ros.core.rollouts import aggregate, evaluate_policy, rollout, round_amount
+from ilrl_ros.core.rollouts import (aggregate, evaluate_policy, rollout, round_amount,
+                                    RoundPlan)
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
@@ -54,35 +55,20 @@ def collection_seed(seed: int, i: int) -> int:
 
 
 @dataclass
-class DAggerConfig:
-    """DAgger settings (simulation, no ROS)."""
+class DAggerConfig(RoundPlan):
+    """DAgger settings (simulation, no ROS); round sizes and scoring from ``RoundPlan``."""
 
     rounds: int = 4
     """Rounds of collect-label-aggregate-retrain; round 1 is the expert alone (BC)."""
-    episodes_per_round: int = 3
-    """Whole episodes collected per round (used when steps_per_round is 0)."""
-    steps_per_round: int = 0
-    """If > 0: collect exactly this many labelled states per round instead of episodes."""
-    round_steps: tuple = ()
-    """Labelled states to collect in each round, one number per round (overrides the
-    two above): sizes a run so that its aggregate reaches given label budgets."""
     schedule: str = 'ross'
     """Beta schedule: 'ross' (1, 0, 0, ...) or 'exponential' (p^(i-1))."""
     p: float = 0.5
     """Decay of the exponential schedule."""
-    max_episode_steps: int = 0
-    """Cut collected and evaluation episodes after this many steps (0: the task's timeout)."""
     warm_start: bool = False
     """Start each round's training from the previous policy instead of from scratch (the
     paper retrains from scratch on the aggregate)."""
     bc: BCConfig = field(default_factory=BCConfig)
     """Behavior cloning settings for every round's training."""
-    eval_episodes: int = 10
-    """Episodes of the learner alone after each round (0: skip)."""
-    eval_seed: int = 10_000
-    """Start-state seed of the first evaluation episode (the same starts every round)."""
-    seed: int = 0
-    """Seeds the collected episodes' start states and the mixture/noise draws."""
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.algorithms.dagger import collection_seed
 from ilrl_ros.core.rl import torch_threads
 from ilrl_ros.core.rollouts import (aggregate, evaluate_policy, noise_factor, rollout,
-                                    round_amount)
+                                    round_amount, RoundPlan)
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
@@ -75,18 +75,11 @@ def learner_actions(policy: torch.nn.Module, observations: np.ndarray) -> np.nda
 
 
 @dataclass
-class DARTConfig:
-    """DART settings (simulation, no ROS)."""
+class DARTConfig(RoundPlan):
+    """DART settings (simulation, no ROS); round sizes and scoring from ``RoundPlan``."""
 
     rounds: int = 3
     """Rounds of collect (with the current noise), aggregate, train, re-estimate the noise."""
-    episodes_per_round: int = 3
-    """Whole expert episodes per round (used when steps_per_round is 0)."""
-    steps_per_round: int = 0
-    """If > 0: collect exactly this many labelled states per round instead of episodes."""
-    round_steps: tuple = ()
-    """Labelled states to collect in each round, one number per round (overrides the
-    two above): sizes a run so that its aggregate reaches given label budgets."""
     initial_noise: object = None
     """Round 1's noise: None (clean demonstrations, as the paper starts), a standard
     deviation per action dimension (number or list), or a covariance matrix."""
@@ -97,16 +90,8 @@ class DARTConfig:
     """T in that scaling: 1 makes alpha the trace itself; the paper's T is the episode
     length (alpha then the expected summed squared error over an episode); 0 uses the mean
     length of the episodes the estimate came from."""
-    max_episode_steps: int = 0
-    """Cut collected and evaluation episodes after this many steps (0: the task's timeout)."""
     bc: BCConfig = field(default_factory=BCConfig)
     """Behavior cloning settings for every round's training."""
-    eval_episodes: int = 10
-    """Episodes of the learner alone after each round (0: skip)."""
-    eval_seed: int = 10_000
-    """Start-state seed of the first evaluation episode."""
-    seed: int = 0
-    """Seeds the collected episodes' start states and the noise."""
 
 
 @dataclass
