@@ -2,8 +2,13 @@
 
 A spec is a YAML file naming the control rate, the sources (topics and what they carry),
 the observation vector built from them, the action and its bounds, the reward terms and the
-termination conditions. ``load_spec`` validates it and every error names the offending key
-and what was expected.
+termination conditions. ``load_spec`` validates it and every error names the offending key,
+the value found and what was expected.
+
+A spec is refused when it is loaded, before anything is allocated from it, if a node or a
+simulator could not run it: every number must be finite and within the limits below, every
+count a whole number within its limit, every topic a valid ROS 2 name, and the document no
+deeper, larger or longer than a task spec needs to be.
 """
 
 import copy
@@ -11,6 +16,9 @@ from dataclasses import dataclass
 import json
 import math
 from pathlib import Path
+import re
+import reprlib
+import string
 import sys
 from typing import Any
 
@@ -25,12 +33,238 @@ JOINT_COMPONENTS = ('position', 'velocity', 'effort', 'cos', 'sin')
 ACTION_TYPES = ('twist', 'float64_multi_array')
 REWARD_TERMS = ('track_progress', 'living_cost', 'collision', 'pendulum_cost', 'action_cost')
 CONDITIONS = ('lap_complete', 'collision', 'joint_near')
+
+# Limits of what the nodes and simulators can run. Each is inclusive.
+# Control rate: a timer period from 100 us to 10 s (outside it the policy's tick divides by
+# zero or its timer overflows).
+CONTROL_RATE_MIN_HZ, CONTROL_RATE_MAX_HZ = 0.1, 10_000.0
+# Any duration (episode timeout, max_age_s, sync_tolerance_s, hold_s): at most one day.
+DURATION_MAX_S = 86_400.0
+# Inputs older than max_age_s are stale; below a millisecond nothing would ever be fresh.
+MAX_AGE_MIN_S = 0.001
+# Magnitude of any other number: action bounds, offsets, scales, weights, term parameters.
+NUMBER_MAX = 1e9
+# Smallest magnitude of a scale: a smaller one erases the input as 0 would.
+SCALE_MIN = 1e-9
+# Longest range of a LaserScan field or simulated lidar, in metres.
+RANGE_MAX_M = 1000.0
+# Sectors of one LaserScan field.
+BINS_MAX = 4096
 # Smallest and largest side, in pixels, of an image field (a policy input, not a photo).
 IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 4, 256
+# Joints of one joint_state field, and values of a float64_multi_array action.
+JOINTS_MAX = 256
+ACTION_MAX_SIZE = 256
+# Entries of sources, observation.fields, reward and each termination list.
+SOURCES_MAX = FIELDS_MAX = TERMS_MAX = 64
+# Values in one observation vector: two 256 x 256 images, or anything smaller.
+OBSERVATION_MAX_SIZE = 131_072
+# Rays of a simulated lidar (robot.params.scan_rays).
+SCAN_RAYS_MAX = 8192
+# Characters of a name (spec, source, joint, key), of a topic name, and of other text. A ROS 2
+# topic name may have 247 characters once expanded; 200 leave room for a namespace.
+NAME_MAX_CHARS = 256
+TOPIC_MAX_CHARS = 200
+TEXT_MAX_CHARS = 10_000
+# A spec document: its size in bytes (YAML file or stored JSON), its nesting (a task spec
+# needs six levels) and how many values it holds (YAML aliases counted at every use).
+SPEC_MAX_BYTES = 4 * 1024 * 1024
+SPEC_MAX_DEPTH = 32
+SPEC_MAX_VALUES = 400_000
+
+# robot.params of the bundled simulators: a name, a number (low, high, unit), a count of
+# whole units (low, high, unit), or one number or a list of up to `size` numbers.
+ROBOT_PARAMS = {
+    'track_follow': {
+        'track': ('name',),
+        'width': ('number', 0.05, 10.0, 'm'),
+        'robot_radius': ('number', 0.0, 5.0, 'm'),
+        'scan_rays': ('count', 1, SCAN_RAYS_MAX, 'rays'),
+        'scan_range_max': ('number', 0.01, RANGE_MAX_M, 'm'),
+        'scan_noise_std': ('number', 0.0, 10.0, 'm'),
+        'actuation_noise_std': ('numbers', 0.0, 10.0, 'm/s and rad/s', 2),
+        'start_max_lateral': ('number', 0.0, 5.0, 'm'),
+        'start_max_heading_error': ('number', 0.0, math.pi, 'rad'),
+        'camera_width': ('count', 4, 1024, 'pixels'),
+        'camera_height': ('count', 4, 1024, 'pixels'),
+        'camera_fov_deg': ('number', 10.0, 170.0, 'degrees'),
+        'camera_noise_std': ('number', 0.0, 255.0, 'grey levels'),
+    },
+    'pendulum': {
+        'joint': ('name',),
+        'g': ('number', 0.0, 100.0, 'm/s^2'),
+    },
+}
 
 
 class SpecError(ValueError):
     """A task spec is malformed; the message names the key and what was expected."""
+
+
+class _Shown(reprlib.Repr):
+    """Short reprs for error messages: long strings, lists and huge integers are cut."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxlist, self.maxdict, self.maxtuple = 3, 8, 6, 8
+        self.maxstring, self.maxother, self.maxlong = 80, 80, 40
+
+    def repr_int(self, value, level):
+        # Python refuses to print integers of more than 4300 digits; say how large it is.
+        if abs(value) >= 10 ** 30:
+            return f'<a whole number of about {int(value.bit_length() * math.log10(2))} digits>'
+        return repr(value)
+
+
+_SHOWN = _Shown()
+
+
+def _show(value: Any) -> str:
+    """A short, always printable repr of ``value`` for an error message."""
+    return _SHOWN.repr(value)
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else text[:limit] + ' ...'
+
+
+def _as_float(value: Any):
+    """``value`` as a float if it is a real number (not a bool), else None.
+
+    Integers beyond the float range become infinities, which every range check refuses.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _unit(unit: str) -> str:
+    return f' {unit}' if unit else ''
+
+
+def _number_range(low: float, high: float, unit: str = '', positive: bool = False) -> str:
+    if positive and low <= 0.0:
+        return f'a number > 0 and at most {high:g}{_unit(unit)}'
+    span = f'from {low:g} to {high:g}{_unit(unit)}'
+    return f'a number > 0 ({span})' if positive else f'a number {span}'
+
+
+def _check_number(value: Any, where: str, low: float, high: float, unit: str = '',
+                  positive: bool = False) -> float:
+    """Return ``value`` as a finite float within [low, high] (and > 0), else raise."""
+    number = _as_float(value)
+    wanted = _number_range(low, high, unit, positive)
+    if number is None:
+        raise SpecError(f'{where}: expected {wanted}, got {_show(value)}')
+    if isinstance(value, float) and not math.isfinite(number):
+        raise SpecError(f'{where}: expected a finite number ({wanted}), got {_show(value)}')
+    if (positive and number <= 0.0) or not low <= number <= high:
+        raise SpecError(f'{where}: expected {wanted}, got {_show(value)}')
+    return number
+
+
+def _check_count(value: Any, where: str, low: int, high: int, unit: str = '',
+                 what: str = '') -> int:
+    """Return ``value`` if it is a whole number (not a bool, not a float) in [low, high]."""
+    wanted = f'a whole number from {low} to {high}{_unit(unit)}'
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f'{where}: expected {wanted}, got {_show(value)}')
+    if not low <= value <= high:
+        raise SpecError(f'{where}: expected {what or wanted}, got {_show(value)}')
+    return value
+
+
+_TOPIC_CHARACTERS = frozenset(string.ascii_letters + string.digits + '_/')
+
+
+def topic_name_error(name: str) -> str:
+    """Say why ``name`` is not a ROS 2 topic name a task spec may use ('' when it is fine).
+
+    The rules of ROS 2 (rcl's topic name validation, and of the expanded name): not empty;
+    only ASCII letters, digits, underscores and forward slashes, after an optional leading
+    ``~/`` of a private name; no ``//``; no trailing ``/``; no token (the text between
+    slashes) starting with a digit. Stricter than ROS 2 in three ways: substitutions such as
+    ``{node}`` and a bare ``~`` or ``~name`` are refused, since they expand to a different topic
+    in each node that reads the spec, and the name has at most ``TOPIC_MAX_CHARS`` characters.
+    """
+    if not isinstance(name, str) or not name:
+        return 'a topic name must not be empty'
+    if len(name) > TOPIC_MAX_CHARS:
+        return (f'it has {len(name)} characters; a topic name here has at most '
+                f'{TOPIC_MAX_CHARS}, leaving room for the namespace it is expanded into')
+    if '{' in name or '}' in name:
+        return ('substitutions such as {node} are not allowed: they expand to a different '
+                'topic in each node that reads the spec')
+    body = name[2:] if name.startswith('~/') else name
+    if '~' in body:
+        return "a tilde is allowed only as the leading '~/' of a private name"
+    bad = next((c for c in body if c not in _TOPIC_CHARACTERS), None)
+    if bad is not None:
+        return (f'{bad!r} is not allowed; a topic name holds only letters, digits, '
+                f"underscores and '/'")
+    if name.endswith('/'):
+        return "a topic name must not end with '/'"
+    if '//' in name:
+        return "a topic name must not contain '//'"
+    token = next((t for t in body.split('/') if t[:1].isdigit()), None)
+    if token is not None:
+        return (f'its part {token!r} starts with a digit; each part between slashes must '
+                f'start with a letter or an underscore')
+    return ''
+
+
+def _where(path: tuple) -> str:
+    """A key path as a spec's error messages write it: ``observation.fields[0].bins``."""
+    text = ''
+    for key in path:
+        text += f'[{key}]' if isinstance(key, int) else (f'.{key}' if text else str(key))
+    return _shorten(text or 'the spec', 120)
+
+
+def _check_document(data: Any) -> None:
+    """Refuse a document too deep, too large, or holding values JSON cannot hold.
+
+    Walks the structure with an explicit stack, never recursing, and counts every value
+    before it is pushed: a recursive structure, a 5000-deep nesting or a YAML alias bomb is
+    refused in bounded time and memory.
+    """
+    stack = [(data, (), 1)]
+    count = 1
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if len(value) > TEXT_MAX_CHARS:
+                raise SpecError(f'{_where(path)}: a text of {len(value)} characters; '
+                                f'expected at most {TEXT_MAX_CHARS}')
+            continue
+        if value is None or isinstance(value, (bool, int, float)):
+            continue
+        if isinstance(value, dict):
+            children = value.items()
+        elif isinstance(value, (list, tuple)):
+            children = enumerate(value)
+        else:
+            raise SpecError(f'{_where(path)}: {_show(value)} is a {type(value).__name__}; '
+                            f'a task spec holds only mappings, lists, strings, numbers, '
+                            f'true/false and null')
+        if depth > SPEC_MAX_DEPTH:
+            raise SpecError(f'{_where(path)}: nested more than {SPEC_MAX_DEPTH} levels deep; '
+                            f'a task spec needs at most {SPEC_MAX_DEPTH}')
+        count += len(value)
+        if count > SPEC_MAX_VALUES:
+            raise SpecError(f'the spec holds more than {SPEC_MAX_VALUES} values (YAML aliases '
+                            f'counted at every use); a task spec needs far fewer')
+        for key, child in children:
+            if isinstance(value, dict) and not isinstance(key, str):
+                raise SpecError(f'{_where(path)}: the key {_show(key)} is a '
+                                f'{type(key).__name__}; keys must be text (quote it in YAML)')
+            if isinstance(value, dict) and len(key) > NAME_MAX_CHARS:
+                raise SpecError(f'{_where(path)}: a key of {len(key)} characters; expected at '
+                                f'most {NAME_MAX_CHARS}')
+            stack.append((child, path + (key,), depth + 1))
 
 
 class _Section:
@@ -38,7 +272,8 @@ class _Section:
 
     def __init__(self, data: Any, path: str):
         if not isinstance(data, dict):
-            raise SpecError(f'{path}: expected a mapping, got {type(data).__name__} {data!r}')
+            raise SpecError(f'{path or "the spec"}: expected a mapping, got '
+                            f'{type(data).__name__} {_show(data)}')
         self.data = data
         self.path = path
         self._used: set[str] = set()
@@ -60,86 +295,106 @@ class _Section:
     def section(self, key: str, default: Any = ...) -> '_Section':
         return _Section(self.raw(key, default), self._key(key))
 
-    def str(self, key: str, default: Any = ..., choices: tuple = ()) -> str:
+    def str(self, key: str, default: Any = ..., choices: tuple = (),
+            limit: int = NAME_MAX_CHARS) -> str:
         value = self.raw(key, default)
-        if not isinstance(value, str) or not value:
-            raise SpecError(f'{self._key(key)}: expected a non-empty string, got {value!r}')
+        if not isinstance(value, str) or not value or len(value) > limit:
+            raise SpecError(f'{self._key(key)}: expected a non-empty string of at most '
+                            f'{limit} characters, got {_show(value)}')
         if choices and value not in choices:
-            raise SpecError(f'{self._key(key)}: {value!r} is not one of {", ".join(choices)}')
+            raise SpecError(f'{self._key(key)}: {_show(value)} is not one of '
+                            f'{", ".join(choices)}')
+        return value
+
+    def topic(self, key: str) -> str:
+        """Read a topic name, refused unless ROS 2 accepts it (see ``topic_name_error``)."""
+        value = self.raw(key)
+        if not isinstance(value, str):
+            raise SpecError(f'{self._key(key)}: expected a ROS 2 topic name, got '
+                            f'{_show(value)}')
+        problem = topic_name_error(value)
+        if problem:
+            raise SpecError(f'{self._key(key)}: {_show(value)} is not a valid ROS 2 topic '
+                            f'name: {problem}')
         return value
 
     def bool(self, key: str, default: Any = ...) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
-            raise SpecError(f'{self._key(key)}: expected true or false, got {value!r}')
+            raise SpecError(f'{self._key(key)}: expected true or false, got {_show(value)}')
         return value
 
-    def float(self, key: str, default: Any = ..., minimum: float = -math.inf,
-              positive: bool = False) -> float:
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f'{self._key(key)}: expected a number, got {value!r}')
-        value = float(value)
-        if not math.isfinite(value):
-            raise SpecError(f'{self._key(key)}: expected a finite number, got {value!r}')
-        if positive and value <= 0.0:
-            raise SpecError(f'{self._key(key)}: expected a number > 0, got {value!r}')
-        if value < minimum:
-            raise SpecError(f'{self._key(key)}: expected a number >= {minimum}, got {value!r}')
-        return value
+    def float(self, key: str, default: Any = ..., low: float = -NUMBER_MAX,
+              high: float = NUMBER_MAX, unit: str = '', positive: bool = False) -> float:
+        return _check_number(self.raw(key, default), self._key(key), low, high, unit, positive)
 
-    def int(self, key: str, default: Any = ..., minimum: int = 1) -> int:
-        value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise SpecError(f'{self._key(key)}: expected a whole number >= {minimum}, '
-                            f'got {value!r}')
-        return value
+    def int(self, key: str, low: int, high: int, unit: str = '', what: str = '') -> int:
+        return _check_count(self.raw(key), self._key(key), low, high, unit, what)
 
-    def str_list(self, key: str, default: Any = ..., choices: tuple = ()) -> tuple:
+    def str_list(self, key: str, default: Any = ..., choices: tuple = (),
+                 limit: int = JOINTS_MAX) -> tuple:
         value = self.raw(key, default)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value or not all(
-                isinstance(v, str) and v for v in value):
-            raise SpecError(f'{self._key(key)}: expected a non-empty list of strings, '
-                            f'got {value!r}')
+                isinstance(v, str) and v and len(v) <= NAME_MAX_CHARS for v in value):
+            raise SpecError(f'{self._key(key)}: expected a non-empty list of strings (each '
+                            f'at most {NAME_MAX_CHARS} characters), got {_show(value)}')
+        if len(value) > limit:
+            raise SpecError(f'{self._key(key)}: {len(value)} entries; expected 1 to {limit}')
         for v in value:
             if choices and v not in choices:
-                raise SpecError(f'{self._key(key)}: {v!r} is not one of {", ".join(choices)}')
-        if len(set(value)) != len(value):
-            raise SpecError(f'{self._key(key)}: entries must be unique, got {value!r}')
+                raise SpecError(f'{self._key(key)}: {_show(v)} is not one of '
+                                f'{", ".join(choices)}')
+        seen = set()
+        for v in value:
+            if v in seen:
+                raise SpecError(f'{self._key(key)}: entries must be unique; {_show(v)} is '
+                                f'listed {value.count(v)} times')
+            seen.add(v)
         return tuple(value)
 
-    def floats(self, key: str, size: int, default: Any = ...) -> np.ndarray:
-        """Read a number or a list of `size` numbers as a float vector of that size."""
+    def floats(self, key: str, size: int, default: Any = ..., low: float = -NUMBER_MAX,
+               high: float = NUMBER_MAX) -> np.ndarray:
+        """Read a number or a list of `size` numbers as a float vector of that size.
+
+        ``size`` is checked against its limit by the caller: this allocates it.
+        """
         value = self.raw(key, default)
         values = value if isinstance(value, list) else [value]
-        if (not values or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                              for v in values)):
+        if not values or any(_as_float(v) is None for v in values):
             raise SpecError(f'{self._key(key)}: expected a number or a list of numbers, '
-                            f'got {value!r}')
-        array = np.asarray(values, dtype=np.float64)
-        if not np.all(np.isfinite(array)):
-            raise SpecError(f'{self._key(key)}: expected finite numbers, got {value!r}')
-        if array.size == 1:
-            return np.full(size, array[0])
-        if array.size != size:
+                            f'got {_show(value)}')
+        if len(values) not in (1, size):
             raise SpecError(f'{self._key(key)}: expected 1 or {size} numbers, '
-                            f'got {array.size}')
-        return array
+                            f'got {len(values)}')
+        numbers = [_as_float(v) for v in values]
+        if not all(math.isfinite(v) or not isinstance(raw, float)
+                   for v, raw in zip(numbers, values)):
+            raise SpecError(f'{self._key(key)}: expected finite numbers, got {_show(value)}')
+        bad = next((raw for v, raw in zip(numbers, values) if not low <= v <= high), None)
+        if bad is not None:
+            raise SpecError(f'{self._key(key)}: expected numbers from {low:g} to {high:g}, '
+                            f'got {_show(bad)}')
+        if len(numbers) == 1:
+            return np.full(size, numbers[0])
+        return np.asarray(numbers, dtype=np.float64)
 
-    def items(self, key: str, default: Any = ...) -> list:
+    def items(self, key: str, default: Any = ..., limit: int = TERMS_MAX) -> list:
         value = self.raw(key, default)
         if not isinstance(value, list):
-            raise SpecError(f'{self._key(key)}: expected a list, got {value!r}')
+            raise SpecError(f'{self._key(key)}: expected a list, got {_show(value)}')
+        if len(value) > limit:
+            raise SpecError(f'{self._key(key)}: {len(value)} entries; expected at most {limit}')
         return [_Section(item, f'{self._key(key)}[{i}]') for i, item in enumerate(value)]
 
     def finish(self) -> None:
         """Refuse keys nobody read: a typo must not silently fall back to a default."""
         unknown = sorted(set(self.data) - self._used)
         if unknown:
-            raise SpecError(f'{self.path or "spec"}: unknown key(s) {", ".join(unknown)}; '
-                            f'expected only {", ".join(sorted(self._used))}')
+            raise SpecError(_shorten(f'{self.path or "spec"}: unknown key(s) '
+                                     f'{", ".join(unknown)}; expected only '
+                                     f'{", ".join(sorted(self._used))}', 600))
 
 
 @dataclass(frozen=True)
@@ -351,36 +606,44 @@ def contract_mismatch(expected: dict, got: dict, path: str = '') -> str:
     return '' if expected == got else f'{path} is {got!r}, expected {expected!r}'
 
 
-def _parse_field(item: _Section, sources: dict) -> ObservationField:
+def _parse_field(item: _Section, sources: dict, room: int) -> ObservationField:
+    """Read one observation field; ``room`` is how many values the observation may still take.
+
+    Every size is checked before the field's scale and offset vectors are allocated.
+    """
     name = item.str('source')
     if name not in sources:
-        raise SpecError(f'{item.path}.source: {name!r} is not a declared source; '
-                        f'declared: {", ".join(sources)}')
+        raise SpecError(_shorten(f'{item.path}.source: {_show(name)} is not a declared source; '
+                                 f'declared: {", ".join(sources)}'))
     kind = sources[name].kind
     bins, max_range, components, joints, width, height = 0, 0.0, (), (), 0, 0
     if kind == 'image':
-        width, height = item.int('width'), item.int('height')
-        for key, value in (('width', width), ('height', height)):
-            if not IMAGE_MIN_SIDE <= value <= IMAGE_MAX_SIDE:
-                raise SpecError(f'{item.path}.{key}: expected {IMAGE_MIN_SIDE} to '
-                                f'{IMAGE_MAX_SIDE} pixels (the camera image is resized to '
-                                f'it for the policy), got {value}')
+        side = (f'{IMAGE_MIN_SIDE} to {IMAGE_MAX_SIDE} pixels (the camera image is resized to '
+                f'it for the policy)')
+        width = item.int('width', IMAGE_MIN_SIDE, IMAGE_MAX_SIDE, 'pixels', side)
+        height = item.int('height', IMAGE_MIN_SIDE, IMAGE_MAX_SIDE, 'pixels', side)
         size = width * height
     elif kind == 'laser_scan':
-        bins = item.int('bins')
-        max_range = item.float('max_range', positive=True)
+        bins = item.int('bins', 1, BINS_MAX, 'sectors')
+        max_range = item.float('max_range', low=0.0, high=RANGE_MAX_M, unit='m', positive=True)
         size = bins
     elif kind == 'odometry':
         components = item.str_list('components', choices=ODOM_COMPONENTS)
         size = len(components)
     else:
-        joints = item.str_list('joints')
+        joints = item.str_list('joints', limit=JOINTS_MAX)
         components = item.str_list('components', choices=JOINT_COMPONENTS)
         size = len(joints) * len(components)
+    if size > room:
+        raise SpecError(f'{item.path}: adds {size} values to the observation, which has room '
+                        f'for {room} more; expected at most {OBSERVATION_MAX_SIZE} values in '
+                        f'all')
     scale = item.floats('scale', size, 1.0)
     offset = item.floats('offset', size, 0.0)
-    if np.any(scale == 0.0):
-        raise SpecError(f'{item.path}.scale: a scale of 0 would erase the input')
+    if np.any(np.abs(scale) < SCALE_MIN):
+        raise SpecError(f'{item.path}.scale: a scale of 0 (or of magnitude below '
+                        f'{SCALE_MIN:g}) would erase the input; expected magnitudes from '
+                        f'{SCALE_MIN:g} to {NUMBER_MAX:g}')
     item.finish()
     return ObservationField(source=name, kind=kind, size=size, scale=scale, offset=offset,
                             bins=bins, max_range=max_range, components=components,
@@ -394,13 +657,15 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
     if item.has('source'):
         source = item.str('source')
         if source not in sources:
-            raise SpecError(f'{item.path}.source: {source!r} is not a declared source; '
-                            f'declared: {", ".join(sources)}')
+            raise SpecError(_shorten(f'{item.path}.source: {_show(source)} is not a declared '
+                                     f'source; declared: {", ".join(sources)}'))
     weight = item.float('weight', 1.0) if weighted else 1.0
     params = {}
     for name in item.data:
         if name in ('joint',):
             params[name] = item.str(name)
+        elif name == 'hold_s':
+            params[name] = item.float(name, low=0.0, high=DURATION_MAX_S, unit='s')
         elif name not in (key, 'source', 'weight'):
             params[name] = item.float(name)
     item.finish()
@@ -422,43 +687,111 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
     return Term(kind=kind, source=source, weight=weight, params=tuple(sorted(params.items())))
 
 
+# What a simulator this package does not ship may take in robot.params: a scalar, or a short
+# flat list of scalars.
+_ANY_PARAM = (f'a number from {-NUMBER_MAX:g} to {NUMBER_MAX:g}, a string, true/false, null, '
+              f'or a list of up to 64 of those')
+
+
+def _check_any_param(value: Any, where: str) -> None:
+    values = value if isinstance(value, list) and len(value) <= 64 else [value]
+    for v in values:
+        number = _as_float(v)
+        if number is not None and not -NUMBER_MAX <= number <= NUMBER_MAX:
+            raise SpecError(f'{where}: expected {_ANY_PARAM}, got {_show(value)}')
+        if number is None and not (v is None or isinstance(v, (bool, str))):
+            raise SpecError(f'{where}: expected {_ANY_PARAM}, got {_show(value)}')
+
+
+def _parse_robot_params(sim: str, params: _Section) -> dict:
+    """Check ``robot.params`` against the limits of the simulator that reads them."""
+    table = ROBOT_PARAMS.get(sim)
+    if table is None:
+        for key in params.data:
+            _check_any_param(params.raw(key), params._key(key))
+        return dict(params.data)
+    for key, (kind, *limits) in table.items():
+        if not params.has(key):
+            params.raw(key, None)  # absent: the simulator's default; listed as known
+            continue
+        where = params._key(key)
+        if kind == 'name':
+            params.str(key)
+        elif kind == 'number':
+            params.float(key, low=limits[0], high=limits[1], unit=limits[2])
+        elif kind == 'count':
+            params.int(key, *limits)
+        else:
+            low, high, unit, size = limits
+            value = params.raw(key)
+            values = value if isinstance(value, list) else [value]
+            if not 1 <= len(values) <= size:
+                raise SpecError(f'{where}: expected one number or a list of 1 to {size}, '
+                                f'got {_show(value)}')
+            for v in values:
+                _check_number(v, where, low, high, unit)
+    if 'start_max_lateral' in table and params.has('start_max_lateral'):
+        # Starts must lie inside the corridor (1 m wide unless robot.params.width says).
+        half = 0.5 * float(params.data.get('width', 1.0))
+        if float(params.data['start_max_lateral']) >= half:
+            raise SpecError(f'{params._key("start_max_lateral")}: expected less than half the '
+                            f'corridor width ({half:g} m), got '
+                            f'{_show(params.data["start_max_lateral"])}')
+    params.finish()
+    return dict(params.data)
+
+
 def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
-    """Validate a spec mapping (as loaded from YAML) and build a ``TaskSpec``."""
-    raw = copy.deepcopy(data)
-    top = _Section(data, '')
+    """Validate a spec mapping (as loaded from YAML) and build a ``TaskSpec``.
+
+    The document's shape (depth, number of values, types) is checked first, without
+    recursion; every size is checked before anything of that size is allocated.
+    """
     try:
+        _check_document(data)
+        raw = copy.deepcopy(data)
+        top = _Section(data, '')
         name = top.str('name')
-        rate = top.float('control_rate_hz', positive=True)
+        rate = top.float('control_rate_hz', low=CONTROL_RATE_MIN_HZ, high=CONTROL_RATE_MAX_HZ,
+                         unit='Hz', positive=True)
         robot = top.section('robot')
         sim = robot.str('sim')
-        sim_params = robot.raw('params', {})
-        if not isinstance(sim_params, dict):
-            raise SpecError(f'robot.params: expected a mapping, got {sim_params!r}')
+        sim_params = _parse_robot_params(sim, robot.section('params', {}))
         robot.finish()
 
         sources_section = top.section('sources')
+        if len(sources_section.data) > SOURCES_MAX:
+            raise SpecError(f'sources: {len(sources_section.data)} sources; expected at most '
+                            f'{SOURCES_MAX}')
         sources = {}
         for source_name in sources_section.data:
             entry = sources_section.section(source_name)
+            if not source_name:
+                raise SpecError('sources: a source needs a non-empty name')
             sources[source_name] = Source(
-                name=source_name, topic=entry.str('topic'),
+                name=source_name, topic=entry.topic('topic'),
                 kind=entry.str('kind', choices=tuple(READING_TYPES)))
             entry.finish()
         if not sources:
             raise SpecError('sources: at least one source is required')
         topics = [s.topic for s in sources.values()]
         if len(set(topics)) != len(topics):
-            raise SpecError(f'sources: two sources share a topic: {topics}')
+            raise SpecError(_shorten(f'sources: two sources share a topic: {topics}'))
         sources_section.finish()
 
         obs = top.section('observation')
-        fields = tuple(_parse_field(item, sources) for item in obs.items('fields'))
+        fields, room = [], OBSERVATION_MAX_SIZE
+        for item in obs.items('fields', limit=FIELDS_MAX):
+            fields.append(_parse_field(item, sources, room))
+            room -= fields[-1].size
         if not fields:
             raise SpecError('observation.fields: at least one field is required')
         observation = ObservationSpec(
-            fields=fields,
-            max_age_s=obs.float('max_age_s', 0.5, positive=True),
-            sync_tolerance_s=obs.float('sync_tolerance_s', 0.0, minimum=0.0))
+            fields=tuple(fields),
+            max_age_s=obs.float('max_age_s', 0.5, low=MAX_AGE_MIN_S, high=DURATION_MAX_S,
+                                unit='s'),
+            sync_tolerance_s=obs.float('sync_tolerance_s', 0.0, low=0.0, high=DURATION_MAX_S,
+                                       unit='s'))
         obs.finish()
 
         act = top.section('action')
@@ -466,16 +799,16 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
         if action_type == 'twist':
             action_fields = act.str_list('fields', choices=TWIST_FIELDS)
         else:
-            action_fields = act.str_list('fields')
+            action_fields = act.str_list('fields', limit=ACTION_MAX_SIZE)
         low = act.floats('low', len(action_fields))
         high = act.floats('high', len(action_fields))
         if np.any(low > high):
-            raise SpecError(f'action.low must not exceed action.high; got low={low.tolist()} '
-                            f'high={high.tolist()}')
+            raise SpecError(_shorten(f'action.low must not exceed action.high; got '
+                                     f'low={low.tolist()} high={high.tolist()}'))
         stamped = act.bool('stamped', False)
         if stamped and action_type != 'twist':
             raise SpecError('action.stamped: only a twist action can be stamped')
-        action = ActionSpec(type=action_type, topic=act.str('topic'), fields=action_fields,
+        action = ActionSpec(type=action_type, topic=act.topic('topic'), fields=action_fields,
                             low=low, high=high, stamped=stamped)
         act.finish()
 
@@ -483,7 +816,8 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
                        for item in top.items('reward'))
         term = top.section('termination')
         termination = TerminationSpec(
-            timeout_s=term.float('timeout_s', positive=True),
+            timeout_s=term.float('timeout_s', low=0.0, high=DURATION_MAX_S, unit='s',
+                                 positive=True),
             success=tuple(_parse_term(i, 'condition', CONDITIONS, sources, False)
                           for i in term.items('success', [])),
             failure=tuple(_parse_term(i, 'condition', CONDITIONS, sources, False)
@@ -491,11 +825,13 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
             success_at_timeout=tuple(_parse_term(i, 'condition', CONDITIONS, sources, False)
                                      for i in term.items('success_at_timeout', [])))
         term.finish()
-        top.raw('description', '')
+        description = top.raw('description', '')
+        if not isinstance(description, str):
+            raise SpecError(f'description: expected text, got {_show(description)}')
         top.finish()
     except SpecError as error:
         raise SpecError(f'{origin}: {error}') from None
-    return TaskSpec(name=name, control_rate_hz=rate, sim=sim, sim_params=dict(sim_params),
+    return TaskSpec(name=name, control_rate_hz=rate, sim=sim, sim_params=sim_params,
                     sources=sources, observation=observation, action=action, reward=reward,
                     termination=termination, raw=raw)
 
@@ -518,11 +854,19 @@ def tasks_dir() -> Path:
 
 def resolve_spec_path(task: str) -> Path:
     """Turn a task name (``track_follow``) or a path to a YAML file into a spec path."""
-    path = Path(task)
-    if path.suffix in ('.yaml', '.yml') or path.exists():
-        if not path.is_file():
-            raise SpecError(f'task spec {task!r}: no such file')
-        return path
+    try:
+        path = Path(task)
+        if path.suffix in ('.yaml', '.yml') or path.exists():
+            if not path.exists():
+                raise SpecError(f'task spec {task!r}: no such file')
+            if not path.is_file():
+                raise SpecError(f'task spec {task!r}: not a regular file (no such file to '
+                                f'read a spec from)')
+            return path
+    except (OSError, ValueError) as error:
+        if isinstance(error, SpecError):
+            raise
+        raise SpecError(f'task spec {task!r}: cannot be opened: {error}') from None
     candidate = tasks_dir() / f'{task}.yaml'
     if not candidate.is_file():
         known = sorted(p.stem for p in tasks_dir().glob('*.yaml'))
@@ -531,20 +875,124 @@ def resolve_spec_path(task: str) -> Path:
     return candidate
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses deep nesting before composing it, and repeated keys.
+
+    PyYAML composes and constructs nested collections by recursion; stopping at
+    ``SPEC_MAX_DEPTH`` keeps a 5000-deep document from reaching Python's recursion limit.
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        opens = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        self._depth += opens
+        try:
+            if self._depth > SPEC_MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f'line {mark.line + 1}, column {mark.column + 1}: nested more '
+                                f'than {SPEC_MAX_DEPTH} levels deep; a task spec needs at most '
+                                f'{SPEC_MAX_DEPTH}')
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= opens
+
+    def construct_mapping(self, node, deep=False):
+        # YAML lets a repeated key silently replace the first; in a spec that hides a typo.
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != 'tag:yaml.org,2002:merge':
+                if (key_node.tag, key_node.value) in seen:
+                    raise SpecError(f'line {key_node.start_mark.line + 1}: the key '
+                                    f'{_show(key_node.value)} appears twice in one mapping; '
+                                    f'expected each key once')
+                seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep)
+
+
+def _unique_keys(pairs: list) -> dict:
+    """Build a JSON object, refusing a key that appears twice (json keeps the last)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise SpecError(f'the key {_show(key)} appears twice in one object; expected each '
+                            f'key once')
+        out[key] = value
+    return out
+
+
+# A JSON string (escapes included) or a bracket: what the nesting scan needs to see.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_json_depth(text: str) -> None:
+    """Refuse JSON nested deeper than ``SPEC_MAX_DEPTH`` by one linear scan, before parsing."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == '[' or token == '{':
+            depth += 1
+            if depth > SPEC_MAX_DEPTH:
+                raise SpecError(f'character {match.start() + 1}: nested more than '
+                                f'{SPEC_MAX_DEPTH} levels deep; a task spec needs at most '
+                                f'{SPEC_MAX_DEPTH}')
+        elif token == ']' or token == '}':
+            depth -= 1
+
+
+def _check_text(text: Any, what: str) -> str:
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode('utf-8')
+        except UnicodeDecodeError as error:
+            raise SpecError(f'{what} is not UTF-8 text: {error}') from None
+    if not isinstance(text, str):
+        raise SpecError(f'{what}: expected text, got {type(text).__name__}')
+    if len(text) > SPEC_MAX_BYTES:
+        raise SpecError(f'{what} has {len(text)} characters; expected at most '
+                        f'{SPEC_MAX_BYTES} ({SPEC_MAX_BYTES // 1024 // 1024} MiB)')
+    return text
+
+
+def spec_from_yaml(text: str, origin: str = 'spec') -> TaskSpec:
+    """Load and validate a spec from YAML text; ``origin`` starts every error message."""
+    try:
+        text = _check_text(text, 'the spec')
+        data = yaml.load(text, Loader=_SpecLoader)
+    except SpecError as error:
+        raise SpecError(f'{origin}: {error}') from None
+    except (yaml.YAMLError, ValueError) as error:
+        # ValueError: a YAML integer of more than 4300 digits, a date that does not exist.
+        raise SpecError(_shorten(f'{origin}: not valid YAML: {error}', 600)) from None
+    return parse_spec(data, origin=origin)
+
+
 def load_spec(task: str) -> TaskSpec:
     """Load and validate a spec by bundled task name or YAML path."""
     path = resolve_spec_path(task)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SpecError(f'{path}: not valid YAML: {error}') from None
-    return parse_spec(data, origin=str(path))
+        with path.open('rb') as stream:
+            content = stream.read(SPEC_MAX_BYTES + 1)
+    except OSError as error:
+        raise SpecError(f'{path}: cannot be read: {error.strerror or error}') from None
+    if len(content) > SPEC_MAX_BYTES:
+        raise SpecError(f'{path}: larger than {SPEC_MAX_BYTES // 1024 // 1024} MiB; a task '
+                        f'spec is a few kilobytes')
+    return spec_from_yaml(content, origin=str(path))
 
 
 def spec_from_json(text: str, origin: str = 'checkpoint') -> TaskSpec:
     """Rebuild a spec stored as JSON (in a checkpoint or dataset)."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SpecError(f'{origin}: the stored task spec is not valid JSON: {error}') from None
+        text = _check_text(text, 'the stored task spec')
+        _check_json_depth(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except SpecError as error:
+        raise SpecError(f'{origin}: {error}') from None
+    except ValueError as error:
+        # JSONDecodeError, or an integer of more than 4300 digits.
+        raise SpecError(_shorten(f'{origin}: the stored task spec is not valid JSON: {error}',
+                                 600)) from None
     return parse_spec(data, origin=origin)
