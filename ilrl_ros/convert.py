@@ -15,6 +15,11 @@ by log time (when either side has no stamp), a label must have arrived before th
 unstamped expert that answers after the commander does labels each state with its answer to
 the previous one, so prefer stamped labels (TwistStamped) where the message type has a header.
 
+A bag is read checked: chunks that fail their CRC or do not decode are skipped, and the report
+lists them (``corrupt``, ``losses``) with the per-topic counts of what was read. Such a bag is
+refused unless ``allow_partial`` is given, since its dataset would silently miss rows; a bag
+merely cut short (a killed recorder: ``truncated``) converts, with a warning.
+
 Rows are assigned to episodes by the episode manager's start/end events, and each row gets the
 reward the reward monitor published for the step that starts at the row's observation, matched
 by the stamp in ``reward/terms``. A bag with only ``reward`` (Float64, no stamp) gets each
@@ -34,11 +39,12 @@ from collections import Counter
 import dataclasses
 from dataclasses import dataclass, field
 import json
+import logging
 import math
 
 import numpy as np
 
-from ilrl_ros.bag import open_bag
+from ilrl_ros.bag import BagMessageError, format_log_time, open_bag
 from ilrl_ros.core.data import Demonstrations
 from ilrl_ros.core.observation import extract_observation, ObservationError
 from ilrl_ros.core.spec import ActionSpec, TaskSpec
@@ -51,6 +57,8 @@ LABEL_TYPES = {
     'float64_multi_array': ('std_msgs/msg/Float64MultiArray',),
 }
 NS = 1_000_000_000
+
+logger = logging.getLogger(__name__)
 
 
 class ConversionError(ValueError):
@@ -69,6 +77,14 @@ class ConversionReport:
     """Episodes the kept rows belong to."""
     truncated: bool = False
     """True when the bag was cut short (its recorder was killed); it was read up to the cut."""
+    truncated_after_ns: int = None
+    """For a bag cut short: the newest log time read before the cut (later ones are missing)."""
+    corrupt: bool = False
+    """True when damaged parts of the bag were skipped (see ``losses``): messages were lost."""
+    losses: list = field(default_factory=list)
+    """The damaged parts skipped: file, chunk, byte offset, log times, reason, messages lost."""
+    lost_messages: dict = field(default_factory=dict)
+    """Messages lost per topic, as the damaged chunks' message indexes count them."""
     commands: int = 0
     """Messages on the action (anchor) topic: one candidate row each."""
     dropped: Counter = field(default_factory=Counter)
@@ -80,7 +96,9 @@ class ConversionReport:
     unlabeled: int = 0
     """States with a complete observation but no label within the label tolerance."""
     topic_counts: dict = field(default_factory=dict)
-    """Messages per topic in the bag."""
+    """Messages per topic actually read from the bag."""
+    topic_counts_indexed: dict = field(default_factory=dict)
+    """Messages per topic as the bag's index (or, for a bag cut short, its scan) counts them."""
     action_topic: str = ''
     """The topic whose commands anchor the rows."""
     label_topic: str = ''
@@ -113,6 +131,11 @@ class ConversionReport:
         labels = f', labels from {self.label_topic}' if self.label_topic else ''
         lines = [f'{self.bag}: {self.commands} commands on {self.action_topic}{labels} -> '
                  f'{self.rows} rows in {self.episodes} episodes{cut}']
+        if self.truncated:
+            lines.append(f'  cut short: {self.truncation_text()}')
+        if self.corrupt:
+            lines.append(f'  CORRUPT: {self.loss_text()}')
+            lines.extend(f'    {loss["text"]}' for loss in self.losses)
         used = ', '.join(f'{n} by {"header stamp" if k == "stamp" else "log time"} '
                          f'(tolerance {self.align_tolerance_s[k]:.3f} s)'
                          for k, n in sorted(self.anchored.items()))
@@ -140,6 +163,27 @@ class ConversionReport:
         out['anchored'] = dict(self.anchored)
         out['dropped_total'] = sum(self.dropped.values())
         return out
+
+    def truncation_text(self) -> str:
+        """What a bag cut short is missing, in one sentence."""
+        if self.truncated_after_ns is None:
+            return 'no message was recorded before the cut'
+        return (f'messages logged after {format_log_time(self.truncated_after_ns)} (the last '
+                'complete chunk) are missing')
+
+    def loss_text(self) -> str:
+        """How much a corrupt bag lost, in one sentence."""
+        counted = sum(self.lost_messages.values())
+        unknown = sum(1 for loss in self.losses if loss['messages'] is None)
+        lost = f'{counted} messages lost'
+        if self.lost_messages:
+            lost += ' (' + ', '.join(f'{topic}: {count}' for topic, count in
+                                     sorted(self.lost_messages.items())) + ')'
+        if unknown:
+            lost += f', plus an unknown number in {unknown} unreadable part(s)'
+        read = sum(self.topic_counts.values())
+        return (f'{len(self.losses)} damaged part(s) of the bag skipped, {lost}; '
+                f'{read} messages read')
 
     def _gap_text(self, reason: str) -> str:
         if reason not in self.dropped_gaps_s:
@@ -255,7 +299,8 @@ def _check_type(bag_path, topic: str, type_name: str, action: ActionSpec, role: 
 
 def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_topic: str = None,
                    label_tolerance_s: float = None, align_tolerance_s: float = None,
-                   event_topic: str = 'episode/event', reward_topic: str = 'reward'):
+                   event_topic: str = 'episode/event', reward_topic: str = 'reward',
+                   allow_partial: bool = False):
     """Convert a bag to ``Demonstrations`` aligned on the commands; return (dataset, report).
 
     ``action_topic``: the executed commands that anchor the rows (default: the task's command
@@ -268,7 +313,8 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
     at the command (default: ``sync_tolerance_s`` when both carry stamps, else one control
     period). Episodes come from ``event_topic``, rewards from ``reward_topic`` + '/terms'
     (stamped) or else ``reward_topic``. Raises :class:`ConversionError` for a bag that lacks
-    what the task needs or yields no row.
+    what the task needs or yields no row, and for a corrupt bag (damaged chunks skipped)
+    unless ``allow_partial``; a bag cut short (a killed recorder) converts with a warning.
     """
     action: ActionSpec = spec.action
     action_topic = _topic_key(action_topic or action.topic)
@@ -299,17 +345,19 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
     terms_key = reward_key + '/terms'
 
     with open_bag(bag_path) as reader:
-        report.truncated = reader.truncated
         names = {_topic_key(name): name for name in reader.topics}
-        report.topic_counts = {name: info.count for name, info in sorted(reader.topics.items())}
+        report.topic_counts_indexed = {name: info.count
+                                       for name, info in sorted(reader.topics.items())}
         types = {_topic_key(name): info.type_name for name, info in reader.topics.items()}
         needed = [*sources, action_topic] + ([label_topic] if label_topic else [])
         missing = [t for t in needed if t not in names]
         if missing:
+            damage = ''.join(f'\n  (the bag is damaged: {loss.describe()})'
+                             for loss in reader.losses)
             raise ConversionError(
                 f'bag {bag_path} lacks topic(s) {", ".join("/" + t for t in missing)} that '
                 f'task {spec.name!r} needs; it has '
-                f'{", ".join(sorted(reader.topics)) or "no topics"}')
+                f'{", ".join(sorted(reader.topics)) or "no topics"}{damage}')
         _check_type(bag_path, action_topic, types[action_topic], action, 'action')
         if label_topic:
             _check_type(bag_path, label_topic, types[label_topic], action, 'label')
@@ -322,13 +370,29 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
         streams = {t: _Stream('/' + t) for t in [*sources, action_topic, label_topic] if t}
         events, terms, plain_rewards = [], [], []
         wanted = {t for t in [*streams, event_key, reward_key, terms_key] if t in names}
-        for index, message in enumerate(reader.messages([names[t] for t in wanted])):
+        read = Counter()
+        # Every topic is read (not just those wanted), so that every chunk is checked and the
+        # report counts what the bag really holds.
+        for index, message in enumerate(reader.messages()):
+            read[message.topic] += 1
             topic = _topic_key(message.topic)
-            msg = reader.deserialize(message)
+            if topic not in wanted:
+                continue
+            try:
+                msg = reader.deserialize(message)
+            except BagMessageError as problem:
+                msg, undecodable = None, str(problem)
+                report.skipped_messages[f'/{topic}: does not decode as {message.type_name}'] += 1
             if topic in sources:
                 # Only the stamp now: the chosen readings are decoded in a second pass, so
                 # a long bag of images need not fit in memory.
-                streams[topic].add(index, message.log_time_ns, _header_stamp(msg))
+                streams[topic].add(index, message.log_time_ns,
+                                   _header_stamp(msg) if msg is not None else None)
+            if msg is None:
+                if topic == action_topic or topic == label_topic:
+                    for key in {action_topic, label_topic} & {topic}:
+                        streams[key].add(index, message.log_time_ns, None, (None, undecodable))
+                continue
             if topic == action_topic or topic == label_topic:
                 try:
                     values, error = action.check(_action_values(action, msg), 'the command'), ''
@@ -351,6 +415,7 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
                                             'reward'] += 1
             elif topic == reward_key:
                 plain_rewards.append((index, float(msg.data)))
+        _account_for_losses(reader, read, report, bag_path, allow_partial)
 
         rows = _align(spec, streams, sources, action_topic, label_topic, align_ns, label_ns,
                       report)
@@ -390,11 +455,35 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
         spec_json=spec.to_json(),
         info={'bag': str(bag_path), 'action_topic': report.action_topic,
               'label_topic': report.label_topic, 'truncated': report.truncated,
+              'corrupt': report.corrupt,
               'align_tolerance_s': report.align_tolerance_s,
               'label_tolerance_s': report.label_tolerance_s,
               'reward_alignment': report.reward_alignment,
               'dropped': dict(report.dropped)})
     return data, report
+
+
+def _account_for_losses(reader, read: Counter, report: ConversionReport, bag_path,
+                        allow_partial: bool) -> None:
+    """Put what the reader read and lost into the report; refuse a corrupt bag unless allowed."""
+    report.topic_counts = {name: read.get(name, 0) for name in sorted(reader.topics)}
+    report.truncated = reader.truncated
+    report.truncated_after_ns = reader.truncated_after_ns
+    report.losses = [loss.to_dict() for loss in reader.losses]
+    report.corrupt = reader.corrupt
+    lost = Counter()
+    for loss in reader.losses:
+        lost.update(loss.messages or {})
+    report.lost_messages = dict(sorted(lost.items()))
+    if report.truncated:
+        logger.warning('bag %s was cut short (its recorder was probably killed): %s.', bag_path,
+                       report.truncation_text())
+    if report.corrupt and not allow_partial:
+        raise ConversionError(
+            f'bag {bag_path} is corrupt: {report.loss_text()}.\n'
+            + '\n'.join(f'  {loss["text"]}' for loss in report.losses)
+            + '\nNo dataset was written; rerun with --allow-partial (allow_partial=True) to '
+            'accept the loss and convert what was read.')
 
 
 def _align(spec, streams, sources, action_topic, label_topic, align_ns, label_ns, report):
@@ -471,6 +560,8 @@ def _decode_readings(reader, names, sources, rows, report) -> None:
                 source.kind, reader.deserialize(message), source.name)
         except ObservationError as error:
             decoded[topic, position] = error
+        except BagMessageError as error:
+            decoded[topic, position] = ObservationError(str(error))
     for row in rows:
         row.readings = {name: decoded[key] for name, key in row.readings.items()}
 
