@@ -75,7 +75,8 @@ def cmd_convert(args) -> int:
     data, report = bag_to_dataset(args.bag, spec, action_topic=args.action_topic,
                                   label_topic=args.label_topic,
                                   label_tolerance_s=args.label_tolerance,
-                                  align_tolerance_s=args.align_tolerance)
+                                  align_tolerance_s=args.align_tolerance,
+                                  allow_partial=args.allow_partial)
     data.save(args.output)
     report_path = Path(args.output).with_suffix('.report.json')
     report_path.write_text(json.dumps(report.to_dict(), indent=2) + '\n')
@@ -83,6 +84,26 @@ def cmd_convert(args) -> int:
     print(f'wrote {args.output}: {len(data)} rows, {data.num_episodes} episodes, '
           f'observation {data.observations.shape[1]}, action {data.actions.shape[1]}; '
           f'report {report_path}')
+    return 0
+
+
+def cmd_bag_reindex(args) -> int:
+    from ilrl_ros.bag import format_log_time, reindex_bag
+    result = reindex_bag(args.bag)
+    for note in result.notes:
+        print(f'note: {note}')
+    for loss in result.losses:
+        print(f'lost: {loss.describe()}')
+    total = sum(result.counts.values())
+    if result.original is None:
+        print(f'{result.bag} is complete and intact ({total} messages): nothing to do')
+        return 0
+    if result.truncated:
+        after = format_log_time(result.truncated_after_ns)
+        print(f'{result.original.name} was cut short: messages logged after {after} are gone')
+    print(f'wrote {result.bag}: {total} messages ('
+          + ', '.join(f'{topic} {n}' for topic, n in sorted(result.counts.items()))
+          + f'); the original is kept as {result.original}')
     return 0
 
 
@@ -571,7 +592,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how old a sensor reading may be at the command; a row without one '
                    "is dropped, never filled (default: the spec's sync_tolerance_s for "
                    'stamped commands, its max_age_s for unstamped ones)')
+    p.add_argument('--allow-partial', action='store_true',
+                   help='convert a corrupt bag anyway: damaged chunks (failing their CRC or not '
+                   'decoding) are skipped and listed in the report. Without it such a bag is '
+                   'refused (exit 2). A bag merely cut short by a killed recorder converts '
+                   'either way, with a warning')
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser('bag', help='bag tools: reindex (repair) a bag',
+                       description='Tools for rosbag2 MCAP bags.')
+    bag_sub = p.add_subparsers(dest='bag_command', required=True, metavar='BAG_COMMAND')
+    r = bag_sub.add_parser(
+        'reindex', help='repair a bag cut short or damaged, keeping the original',
+        description='As `ros2 bag reindex`, for MCAP bags: reads every intact message of a bag '
+        'directory (a recorder killed before it wrote the MCAP footer, or a bag with damaged '
+        'chunks) and writes them into a complete MCAP file with its summary, index and footer, '
+        'plus a metadata.yaml, so that ros2 bag, rosbags and the mcap tools read it. The '
+        'original directory is kept as BAG.orig; damaged chunks that were left out are listed. '
+        'An intact bag is left as it is.')
+    r.add_argument('bag', help='bag directory (holding metadata.yaml and/or .mcap files)')
+    r.set_defaults(func=cmd_bag_reindex)
 
     minari_root = ('Minari datasets folder (default: $MINARI_DATASETS_PATH, else '
                    '~/.minari/datasets)')
