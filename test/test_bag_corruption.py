@@ -189,7 +189,7 @@ def _accounted(reader, read, total):
 # The reader, fuzzed
 # --------------------------------------------------------------------------------------------
 
-@settings(max_examples=200)  # 200 generated cuts, over both bags
+@settings(max_examples=300)  # 300 generated cuts, over both bags
 @given(which=st.sampled_from(['closed', 'killed']), fraction=st.floats(0.0, 1.0))
 def test_a_bag_cut_anywhere_reads_its_complete_chunks(bags, which, fraction):
     data = bags[which]
@@ -208,7 +208,7 @@ def test_a_bag_cut_anywhere_reads_its_complete_chunks(bags, which, fraction):
         assert reader.truncated
 
 
-@settings(max_examples=200)  # 200 generated single bit flips, over both bags
+@settings(max_examples=300)  # 300 generated single bit flips, over both bags
 @given(which=st.sampled_from(['closed', 'killed']), data=st.data())
 def test_one_flipped_bit_anywhere_is_caught_and_counted(bags, which, data):
     original = bags[which]
@@ -219,7 +219,7 @@ def test_one_flipped_bit_anywhere_is_caught_and_counted(bags, which, data):
         _accounted(reader, read, len(bags['written']))
 
 
-@settings(max_examples=150)  # 150 generated sets of 2 to 16 flipped bits, over both bags
+@settings(max_examples=200)  # 200 generated sets of 2 to 16 flipped bits, over both bags
 @given(which=st.sampled_from(['closed', 'killed']), data=st.data())
 def test_many_flipped_bits_never_pass_damaged_messages(bags, which, data):
     original = bags[which]
@@ -304,7 +304,7 @@ def _check_conversion(path, bags):
     return report
 
 
-@settings(max_examples=60)  # 60 generated sets of 1 to 3 flipped bits
+@settings(max_examples=100)  # 100 generated sets of 1 to 3 flipped bits
 @given(data=st.data())
 def test_converting_a_bag_with_flipped_bits_refuses_or_accounts(bags, data):
     original = bags['drive']
@@ -313,7 +313,7 @@ def test_converting_a_bag_with_flipped_bits_refuses_or_accounts(bags, data):
     _check_conversion(_place(bags, 'drive_flip', _flip(original, bits)), bags)
 
 
-@settings(max_examples=40)  # 40 generated cuts
+@settings(max_examples=60)  # 60 generated cuts
 @given(fraction=st.floats(0.0, 1.0))
 def test_converting_a_cut_bag_needs_no_permission(bags, fraction):
     original = bags['drive']
@@ -323,11 +323,14 @@ def test_converting_a_cut_bag_needs_no_permission(bags, fraction):
         assert not report.corrupt
 
 
-def _flip_inside_chunk(bags, name, chunk_number):
-    """The drive bag with one byte flipped in the compressed records of one chunk."""
+def _flip_inside_chunk(bags, name, chunk_number, where=-7):
+    """The drive bag with one byte flipped in one chunk (by default in its compressed data).
+
+    ``where`` counts from the start of the chunk record (>= 0) or from its end (< 0).
+    """
     reader = open_bag(bags['root'] / 'drive')
     chunk = sorted(reader._sources[0]._chunks, key=lambda ref: ref.offset)[chunk_number]
-    at = chunk.offset + chunk.length - 7
+    at = chunk.offset + where if where >= 0 else chunk.offset + 9 + chunk.length + where
     data = bags['drive']
     bag = bags['root'] / name
     shutil.copytree(bags['root'] / 'drive', bag)
@@ -335,18 +338,28 @@ def _flip_inside_chunk(bags, name, chunk_number):
     return bag
 
 
-def test_the_issue_probe_a_flipped_byte_no_longer_drops_rows_silently(bags):
-    # The probe: one byte flipped inside a chunk of a closed, recorded bag. It used to convert
-    # with exit 0 and rows missing, 'truncated: false' and the topic counts of the index.
-    bag = _flip_inside_chunk(bags, 'probe', 2)
+# A chunk record: opcode (1 byte), length (8), start and end time (8 + 8), uncompressed size
+# (8), CRC (4), then the compression name's length (4) and the name: 'zstd' starts here.
+COMPRESSION_NAME = 1 + 8 + 8 + 8 + 8 + 4 + 4
+
+
+@pytest.mark.parametrize('chunk_number, where', [(0, COMPRESSION_NAME + 1), (2, -7)],
+                         ids=['compression name', 'compressed data'])
+def test_the_issue_probe_a_flipped_byte_no_longer_drops_rows_silently(bags, chunk_number,
+                                                                       where):
+    # The probe: one byte flipped inside a chunk of a closed, recorded bag. A flip that turns
+    # 'zstd' into 'zwtd' made the old reader take the compressed bytes for records: this bag
+    # converted with exit 0 and 25 of its 30 rows, 'truncated: false' and the index's topic
+    # counts. A flip in the compressed data raised a raw ZstdError.
+    bag = _flip_inside_chunk(bags, f'probe_{chunk_number}', chunk_number, where)
     with pytest.raises(ConversionError) as refusal:
         bag_to_dataset(bag, SPEC)
     text = str(refusal.value)
-    assert 'corrupt' in text and '--allow-partial' in text and 'chunk 2' in text
+    assert 'corrupt' in text and '--allow-partial' in text and f'chunk {chunk_number}' in text
     data, report = bag_to_dataset(bag, SPEC, allow_partial=True)
     clean = bags['drive_clean']
     assert report.corrupt and not report.truncated and len(report.losses) == 1
-    assert report.losses[0]['chunk'] == 2
+    assert report.losses[0]['chunk'] == chunk_number
     lost = report.lost_messages
     assert sum(lost.values()) == report.losses[0]['message_count'] > 0
     for topic, count in report.topic_counts_indexed.items():
