@@ -13,7 +13,7 @@ from geometry_msgs.msg import Twist, TwistStamped
 import numpy as np
 from std_msgs.msg import Float64MultiArray
 
-from ilrl_ros.core.observation import ObservationError
+from ilrl_ros.core.observation import MAX_ABS_VALUE, ObservationError
 from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
                                     READING_TYPES, ScanReading)
 from ilrl_ros.core.spec import ActionSpec
@@ -72,8 +72,25 @@ def image_from_message(msg, where: str = 'image') -> ImageReading:
 
 
 def reading_from_message(kind: str, msg, source: str = ''):
-    """Convert a LaserScan / Odometry / JointState / Image message into the core's reading."""
+    """Convert a LaserScan / Odometry / JointState / Image message into the core's reading.
+
+    Total over every message rclpy can deliver: whatever is wrong with the message (non-finite
+    or overflowing values, a quaternion of norm 1e200, lengths that disagree, joints named
+    twice) is an ``ObservationError`` naming the source and what was expected.
+    """
+    if kind not in READING_TYPES:
+        raise ValueError(f'unknown source kind {kind!r}; expected one of {tuple(READING_TYPES)}')
     where = f'source {source!r}: ' if source else ''
+    try:
+        return _reading(kind, msg, where, source)
+    except ObservationError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise ObservationError(f'{where}the {READING_TYPES[kind][1]} message cannot be read '
+                               f'({type(error).__name__}: {error})') from None
+
+
+def _reading(kind: str, msg, where: str, source: str):
     stamp = stamp_to_ns(msg.header.stamp)
     if kind == 'laser_scan':
         return ScanReading(stamp_ns=stamp, angle_min=float(msg.angle_min),
@@ -85,20 +102,27 @@ def reading_from_message(kind: str, msg, source: str = ''):
         values = (p.x, p.y, q.x, q.y, q.z, q.w, t.linear.x, t.linear.y, t.angular.z)
         if not all(math.isfinite(v) for v in values):
             raise ObservationError(f'{where}odometry has non-finite pose or twist values')
-        norm = math.sqrt(q.x ** 2 + q.y ** 2 + q.z ** 2 + q.w ** 2)
+        if max(abs(v) for v in values) > MAX_ABS_VALUE:
+            raise ObservationError(f'{where}odometry has pose or twist values beyond '
+                                   f'+/-{MAX_ABS_VALUE:g} ({[float(v) for v in values]}); '
+                                   f'expected a physical pose and velocity')
+        norm = math.hypot(q.x, q.y, q.z, q.w)
         if abs(norm - 1.0) > 1e-3:
             raise ObservationError(f'{where}odometry orientation is not a unit quaternion '
-                                   f'(norm {norm:.4f})')
+                                   f'(norm {norm:.4g})')
         return OdomReading(stamp_ns=stamp, x=p.x, y=p.y, yaw=yaw_from_quaternion(
             q.x, q.y, q.z, q.w), vx=t.linear.x, vy=t.linear.y, wz=t.angular.z)
     if kind == 'image':
         return image_from_message(msg, f'source {source!r}' if source else 'image')
-    if kind == 'joint_state':
-        return JointReading(stamp_ns=stamp, names=tuple(msg.name),
-                            position=np.asarray(msg.position, dtype=np.float64),
-                            velocity=np.asarray(msg.velocity, dtype=np.float64),
-                            effort=np.asarray(msg.effort, dtype=np.float64))
-    raise ValueError(f'unknown source kind {kind!r}; expected one of {tuple(READING_TYPES)}')
+    names = tuple(msg.name)
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ObservationError(f'{where}joint_state names joints {twice} more than once; '
+                               f'expected each joint once')
+    return JointReading(stamp_ns=stamp, names=names,
+                        position=np.asarray(msg.position, dtype=np.float64),
+                        velocity=np.asarray(msg.velocity, dtype=np.float64),
+                        effort=np.asarray(msg.effort, dtype=np.float64))
 
 
 def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_link'):

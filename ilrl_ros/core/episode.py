@@ -36,8 +36,15 @@ def _joint_position(reading, joint: str) -> tuple:
     if joint not in names:
         raise ValueError(f'joint {joint!r} is not in the joint states (they name {names})')
     i = names.index(joint)
+    if len(reading.position) != len(names):
+        raise ValueError(f'joint states name {len(names)} joints but carry '
+                         f'{len(reading.position)} positions; expected one per name')
     velocity = float(reading.velocity[i]) if len(reading.velocity) > i else 0.0
-    return float(reading.position[i]), velocity
+    position = float(reading.position[i])
+    if not (math.isfinite(position) and math.isfinite(velocity)):
+        raise ValueError(f'joint {joint!r} has position {position} and velocity {velocity}; '
+                         f'expected finite numbers')
+    return position, velocity
 
 
 class _Progress:

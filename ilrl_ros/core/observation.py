@@ -25,6 +25,17 @@ class StaleObservation(ObservationError):
     """An input is missing or older than the spec allows."""
 
 
+class FutureStamp(ObservationError):
+    """A reading is stamped further ahead of the node's clock than the tolerance allows."""
+
+
+# The largest magnitude a reading's value may have before it is taken for garbage rather
+# than a measurement: 1000 km of odometry, 1e6 rad/s, a joint wound 160 000 turns. Finite
+# values beyond it (an overflowed counter, an uninitialised field) would otherwise pass as
+# numbers and saturate the policy's input normalisation.
+MAX_ABS_VALUE = 1e6
+
+
 def _scan_bins(field: ObservationField, scan: ScanReading) -> np.ndarray:
     ranges = np.asarray(scan.ranges, dtype=np.float64)
     if ranges.ndim != 1 or ranges.size == 0:
@@ -34,6 +45,14 @@ def _scan_bins(field: ObservationField, scan: ScanReading) -> np.ndarray:
         raise ObservationError(
             f'source {field.source!r}: angle_min/angle_increment must be finite and the '
             f'increment non-zero, got {scan.angle_min}, {scan.angle_increment}')
+    sweep = abs(scan.angle_increment) * ranges.size
+    if abs(scan.angle_min) > 4.0 * math.pi or sweep > 4.0 * math.pi:
+        raise ObservationError(
+            f'source {field.source!r}: the scan starts at {scan.angle_min} rad and sweeps '
+            f'{sweep} rad over {ranges.size} rays; expected angles within +/-4 pi rad')
+    if not math.isfinite(scan.range_min) or scan.range_min < 0.0:
+        raise ObservationError(f'source {field.source!r}: range_min is {scan.range_min}; '
+                               f'expected a finite distance >= 0 m')
     if np.isnan(ranges).any():
         bad = int(np.isnan(ranges).sum())
         raise ObservationError(f'source {field.source!r}: {bad} of {ranges.size} ranges are '
@@ -66,6 +85,10 @@ def _odom_values(field: ObservationField, odom: OdomReading) -> np.ndarray:
 
 def _joint_values(field: ObservationField, joints: JointReading) -> np.ndarray:
     names = list(joints.names)
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ObservationError(f'source {field.source!r}: joints {twice} are named more than '
+                               f'once in one message; expected each joint once')
     out = []
     for joint in field.joints:
         if joint not in names:
@@ -82,6 +105,10 @@ def _joint_values(field: ObservationField, joints: JointReading) -> np.ndarray:
                     f'source {field.source!r}: {len(names)} joint names but {len(array)} '
                     f'{kind} values; expected one per name')
             value = float(array[i])
+            if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+                raise ObservationError(f'source {field.source!r}: joint {joint!r} {kind} is '
+                                       f'{value}; expected a finite number within '
+                                       f'+/-{MAX_ABS_VALUE:g}')
             if component == 'cos':
                 value = math.cos(value)
             elif component == 'sin':
@@ -185,18 +212,37 @@ def extract_field(field: ObservationField, reading) -> np.ndarray:
     if not isinstance(reading, expected):
         raise ObservationError(f'source {field.source!r}: expected a {expected.__name__}, '
                                f'got {type(reading).__name__}')
-    if field.kind == 'laser_scan':
-        raw = _scan_bins(field, reading)
-    elif field.kind == 'odometry':
-        raw = _odom_values(field, reading)
-    elif field.kind == 'image':
-        raw = _image_values(field, reading)
-    else:
-        raw = _joint_values(field, reading)
+    try:
+        if field.kind == 'laser_scan':
+            raw = _scan_bins(field, reading)
+        elif field.kind == 'odometry':
+            raw = _odom_values(field, reading)
+        elif field.kind == 'image':
+            raw = _image_values(field, reading)
+        else:
+            raw = _joint_values(field, reading)
+    except ObservationError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, IndexError, AttributeError) as error:
+        # Whatever a malformed reading trips over deeper down is still a refused input.
+        raise ObservationError(f'source {field.source!r}: the reading cannot be read as '
+                               f'{", ".join(field.labels())} ({type(error).__name__}: '
+                               f'{error})') from None
     if not np.all(np.isfinite(raw)):
         raise ObservationError(f'source {field.source!r}: non-finite values {raw.tolist()} '
                                f'in {", ".join(field.labels())}')
-    return (raw - field.offset) * field.scale
+    if field.kind != 'image' and np.any(np.abs(raw) > MAX_ABS_VALUE):
+        worst = float(raw[np.argmax(np.abs(raw))])
+        raise ObservationError(f'source {field.source!r}: value {worst:g} in '
+                               f'{", ".join(field.labels())} is beyond +/-{MAX_ABS_VALUE:g}; '
+                               f'expected a physical measurement')
+    with np.errstate(over='raise', invalid='raise'):
+        try:
+            values = (raw - field.offset) * field.scale
+        except FloatingPointError as error:
+            raise ObservationError(f'source {field.source!r}: scaling {raw.tolist()} '
+                                   f'overflows ({error})') from None
+    return values
 
 
 def extract_observation(spec: TaskSpec, readings: dict) -> np.ndarray:
@@ -207,7 +253,12 @@ def extract_observation(spec: TaskSpec, readings: dict) -> np.ndarray:
             raise StaleObservation(f'source {field.source!r} '
                                    f'({spec.sources[field.source].topic}) has no reading')
         parts.append(extract_field(field, readings[field.source]))
-    return np.concatenate(parts).astype(np.float32)
+    with np.errstate(over='ignore'):
+        vector = np.concatenate(parts).astype(np.float32)
+    if not np.all(np.isfinite(vector)):
+        raise ObservationError(f'the observation of task {spec.name!r} does not fit in float32 '
+                               f'(scaled values beyond 3.4e38)')
+    return vector
 
 
 @dataclass(frozen=True)
@@ -226,27 +277,54 @@ class ObservationAssembler:
     nothing until a newer set is complete. ``latest(now_ns)`` is for timer-driven loops: it
     returns the current observation, or raises ``StaleObservation`` when an input is missing
     or older than ``max_age_s``.
+
+    Time is checked both ways when the caller passes its clock to ``update``: a reading
+    stamped more than ``future_tolerance_s`` ahead of it is refused (``FutureStamp``) and
+    never becomes the newest, and an input is stale once its newest reading is older than
+    ``max_age_s`` by its stamp *or* by its arrival, so no stamp can keep it fresh.
     """
 
-    def __init__(self, spec: TaskSpec, sources: tuple = (), sync_tolerance_s: float = None):
+    def __init__(self, spec: TaskSpec, sources: tuple = (), sync_tolerance_s: float = None,
+                 future_tolerance_s: float = None):
         self.spec = spec
         self.sources = tuple(sources) or spec.observation.sources
         self._readings: dict = {}
+        self._arrivals: dict = {}
         self._last_emitted_ns = -1
         if sync_tolerance_s is None or sync_tolerance_s < 0.0:
             sync_tolerance_s = spec.observation.sync_tolerance_s
         self._tolerance_ns = int(sync_tolerance_s * 1e9)
         self._max_age_ns = int(spec.observation.max_age_s * 1e9)
+        # Clocks of a driver and of this node agree to within a few milliseconds with NTP or
+        # chrony, and a simulator's /clock may reach a node one step after its sensors: the
+        # default tolerance is the staleness limit, the same window both ways.
+        if future_tolerance_s is None or future_tolerance_s < 0.0:
+            future_tolerance_s = spec.observation.max_age_s
+        self.future_tolerance_s = float(future_tolerance_s)
+        self._future_ns = int(self.future_tolerance_s * 1e9)
 
-    def update(self, source: str, reading) -> None:
-        """Store a source's newest reading (an older stamp than the stored one is ignored)."""
+    def update(self, source: str, reading, now_ns: int = None) -> None:
+        """Store a source's newest reading (an older stamp than the stored one is ignored).
+
+        With ``now_ns`` (the node's clock when the reading arrived) a reading stamped more
+        than the future tolerance ahead is refused with ``FutureStamp``. A clock that has not
+        started (0, simulated time before the first /clock) checks nothing.
+        """
         if source not in self.sources:
             raise KeyError(f'source {source!r} is not one this assembler reads')
+        if now_ns is not None and now_ns > 0 and reading.stamp_ns - now_ns > self._future_ns:
+            topic = self.spec.sources[source].topic
+            raise FutureStamp(
+                f'{topic!r} (source {source!r}) is stamped '
+                f"{(reading.stamp_ns - now_ns) / 1e9:.3f} s ahead of this node's clock; the "
+                f"limit is {self.future_tolerance_s:g} s (is the driver's clock, or "
+                f"use_sim_time, set as this node's?)")
         old = self._readings.get(source)
         if reading.stamp_ns <= self._last_emitted_ns and old is None:
             return
         if old is None or reading.stamp_ns >= old.stamp_ns:
             self._readings[source] = reading
+            self._arrivals[source] = reading.stamp_ns if now_ns is None else now_ns
 
     def clear(self, not_before_ns: int = -1) -> None:
         """Forget readings (with ``not_before_ns``: only older ones, and ignore such from now on).
@@ -255,6 +333,7 @@ class ObservationAssembler:
         """
         self._readings = {k: r for k, r in self._readings.items()
                           if 0 <= not_before_ns <= r.stamp_ns}
+        self._arrivals = {k: t for k, t in self._arrivals.items() if k in self._readings}
         self._last_emitted_ns = max(self._last_emitted_ns, not_before_ns - 1)
 
     def readings(self) -> dict:
@@ -262,6 +341,13 @@ class ObservationAssembler:
 
     def newest_stamp_ns(self) -> int:
         return max((r.stamp_ns for r in self._readings.values()), default=-1)
+
+    def silent_for_ns(self, now_ns: int) -> int:
+        """How long, by stamp or by arrival, since the freshest reading; -1 if none yet."""
+        if not self._readings:
+            return -1
+        newest_arrival = max(self._arrivals.values())
+        return max(now_ns - self.newest_stamp_ns(), now_ns - newest_arrival, 0)
 
     def complete_set(self) -> bool:
         """Whether every source has a reading and all stamps agree within tolerance."""
@@ -299,6 +385,11 @@ class ObservationAssembler:
             if age > self._max_age_ns:
                 raise StaleObservation(
                     f'{topic!r} is {age / 1e9:.3f} s old; the task allows '
+                    f'{self.spec.observation.max_age_s:.3f} s (observation.max_age_s)')
+            waited = now_ns - self._arrivals[source]
+            if waited > self._max_age_ns:
+                raise StaleObservation(
+                    f'nothing new on {topic!r} for {waited / 1e9:.3f} s; the task allows '
                     f'{self.spec.observation.max_age_s:.3f} s (observation.max_age_s)')
         return Observation(vector=extract_observation(self.spec, self._readings),
                            stamp_ns=self.newest_stamp_ns())
