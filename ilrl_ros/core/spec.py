@@ -66,11 +66,16 @@ SCAN_RAYS_MAX = 8192
 NAME_MAX_CHARS = 256
 TOPIC_MAX_CHARS = 200
 TEXT_MAX_CHARS = 10_000
-# A spec document: its size in bytes (YAML file or stored JSON), its nesting (a task spec
-# needs six levels) and how many values it holds (YAML aliases counted at every use).
-SPEC_MAX_BYTES = 4 * 1024 * 1024
+# A spec document. As YAML (a file), at most SPEC_MAX_BYTES: PyYAML parses in pure Python, and
+# the slowest 256 KiB document (one flow list of 130 000 numbers) takes about 10 s on a slow
+# core. As JSON (stored in checkpoints and datasets), at most SPEC_MAX_JSON_BYTES, which holds
+# any spec that passes the other limits. Nesting: a task spec needs six levels. Values and
+# characters of text (strings and keys) in all, YAML aliases counted at every use.
+SPEC_MAX_BYTES = 256 * 1024
+SPEC_MAX_JSON_BYTES = 8 * 1024 * 1024
 SPEC_MAX_DEPTH = 32
-SPEC_MAX_VALUES = 400_000
+SPEC_MAX_VALUES = 100_000
+SPEC_MAX_CHARS = 1024 * 1024
 
 # robot.params of the bundled simulators: a name, a number (low, high, unit), a count of
 # whole units (low, high, unit), or one number or a list of up to `size` numbers.
@@ -95,6 +100,10 @@ ROBOT_PARAMS = {
         'g': ('number', 0.0, 100.0, 'm/s^2'),
     },
 }
+
+# The refusal of a document nested too deep, wherever it is found.
+_NESTED = (f'nested more than {SPEC_MAX_DEPTH} levels deep; expected at most {SPEC_MAX_DEPTH} '
+           f'(a task spec needs six)')
 
 
 class SpecError(ValueError):
@@ -232,13 +241,18 @@ def _check_document(data: Any) -> None:
     refused in bounded time and memory.
     """
     stack = [(data, (), 1)]
-    count = 1
+    count = chars = 0
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
             if len(value) > TEXT_MAX_CHARS:
                 raise SpecError(f'{_where(path)}: a text of {len(value)} characters; '
                                 f'expected at most {TEXT_MAX_CHARS}')
+            chars += len(value)
+            if chars > SPEC_MAX_CHARS:
+                raise SpecError(f'the spec holds more than {SPEC_MAX_CHARS} characters of text '
+                                f'(YAML aliases counted at every use); a task spec needs far '
+                                f'fewer')
             continue
         if value is None or isinstance(value, (bool, int, float)):
             continue
@@ -251,8 +265,7 @@ def _check_document(data: Any) -> None:
                             f'a task spec holds only mappings, lists, strings, numbers, '
                             f'true/false and null')
         if depth > SPEC_MAX_DEPTH:
-            raise SpecError(f'{_where(path)}: nested more than {SPEC_MAX_DEPTH} levels deep; '
-                            f'a task spec needs at most {SPEC_MAX_DEPTH}')
+            raise SpecError(f'{_where(path)}: {_NESTED}')
         count += len(value)
         if count > SPEC_MAX_VALUES:
             raise SpecError(f'the spec holds more than {SPEC_MAX_VALUES} values (YAML aliases '
@@ -264,6 +277,8 @@ def _check_document(data: Any) -> None:
             if isinstance(value, dict) and len(key) > NAME_MAX_CHARS:
                 raise SpecError(f'{_where(path)}: a key of {len(key)} characters; expected at '
                                 f'most {NAME_MAX_CHARS}')
+            if isinstance(value, dict):
+                chars += len(key)
             stack.append((child, path + (key,), depth + 1))
 
 
@@ -876,7 +891,7 @@ def resolve_spec_path(task: str) -> Path:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses deep nesting before composing it, and repeated keys.
+    """PyYAML's safe loader that refuses deep nesting, explicit tags and repeated keys.
 
     PyYAML composes and constructs nested collections by recursion; stopping at
     ``SPEC_MAX_DEPTH`` keeps a 5000-deep document from reaching Python's recursion limit.
@@ -886,15 +901,27 @@ class _SpecLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
+    def fetch_flow_collection_start(self, token_class):
+        # Counted where the scanner meets '[' or '{': past this point PyYAML's scanner keeps
+        # one pending simple key per open bracket and slows down with the square of the depth.
+        if self.flow_level >= SPEC_MAX_DEPTH:
+            mark = self.get_mark()
+            raise SpecError(f'line {mark.line + 1}, column {mark.column + 1}: {_NESTED}')
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent, index):
+        event = self.peek_event()
+        where = f'line {event.start_mark.line + 1}, column {event.start_mark.column + 1}'
+        # Explicit tags (!!int, !!binary, !!set, !!python/...) make PyYAML's constructors
+        # fail in ways of their own (an empty '!!int' raises IndexError); a spec needs none.
+        if getattr(event, 'tag', None) not in (None, '!'):
+            raise SpecError(f'{where}: the YAML tag {_show(event.tag)} has no place in a task '
+                            f'spec; write the value plainly')
         opens = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
         self._depth += opens
         try:
             if self._depth > SPEC_MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise SpecError(f'line {mark.line + 1}, column {mark.column + 1}: nested more '
-                                f'than {SPEC_MAX_DEPTH} levels deep; a task spec needs at most '
-                                f'{SPEC_MAX_DEPTH}')
+                raise SpecError(f'{where}: {_NESTED}')
             return super().compose_node(parent, index)
         finally:
             self._depth -= opens
@@ -935,14 +962,12 @@ def _check_json_depth(text: str) -> None:
         if token == '[' or token == '{':
             depth += 1
             if depth > SPEC_MAX_DEPTH:
-                raise SpecError(f'character {match.start() + 1}: nested more than '
-                                f'{SPEC_MAX_DEPTH} levels deep; a task spec needs at most '
-                                f'{SPEC_MAX_DEPTH}')
+                raise SpecError(f'character {match.start() + 1}: {_NESTED}')
         elif token == ']' or token == '}':
             depth -= 1
 
 
-def _check_text(text: Any, what: str) -> str:
+def _check_text(text: Any, what: str, limit: int) -> str:
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode('utf-8')
@@ -950,16 +975,16 @@ def _check_text(text: Any, what: str) -> str:
             raise SpecError(f'{what} is not UTF-8 text: {error}') from None
     if not isinstance(text, str):
         raise SpecError(f'{what}: expected text, got {type(text).__name__}')
-    if len(text) > SPEC_MAX_BYTES:
-        raise SpecError(f'{what} has {len(text)} characters; expected at most '
-                        f'{SPEC_MAX_BYTES} ({SPEC_MAX_BYTES // 1024 // 1024} MiB)')
+    if len(text) > limit:
+        raise SpecError(f'{what} has {len(text)} characters; expected at most {limit} '
+                        f'({limit // 1024} KiB)')
     return text
 
 
 def spec_from_yaml(text: str, origin: str = 'spec') -> TaskSpec:
     """Load and validate a spec from YAML text; ``origin`` starts every error message."""
     try:
-        text = _check_text(text, 'the spec')
+        text = _check_text(text, 'the spec', SPEC_MAX_BYTES)
         data = yaml.load(text, Loader=_SpecLoader)
     except SpecError as error:
         raise SpecError(f'{origin}: {error}') from None
@@ -978,15 +1003,15 @@ def load_spec(task: str) -> TaskSpec:
     except OSError as error:
         raise SpecError(f'{path}: cannot be read: {error.strerror or error}') from None
     if len(content) > SPEC_MAX_BYTES:
-        raise SpecError(f'{path}: larger than {SPEC_MAX_BYTES // 1024 // 1024} MiB; a task '
-                        f'spec is a few kilobytes')
+        raise SpecError(f'{path}: larger than {SPEC_MAX_BYTES // 1024} KiB; a task spec is a '
+                        f'few kilobytes')
     return spec_from_yaml(content, origin=str(path))
 
 
 def spec_from_json(text: str, origin: str = 'checkpoint') -> TaskSpec:
     """Rebuild a spec stored as JSON (in a checkpoint or dataset)."""
     try:
-        text = _check_text(text, 'the stored task spec')
+        text = _check_text(text, 'the stored task spec', SPEC_MAX_JSON_BYTES)
         _check_json_depth(text)
         data = json.loads(text, object_pairs_hook=_unique_keys)
     except SpecError as error:
