@@ -312,7 +312,11 @@ def read_manifest(path) -> dict:
 
 
 def _safetensors_header(path: Path, data: bytes) -> dict:
-    """The tensor entries of the safetensors file ``data``: name -> (dtype, shape, offsets)."""
+    """The header of the safetensors file ``data``, checked for form.
+
+    Returns ``entries``, name -> (dtype, shape, data_offsets) of each tensor, and
+    ``data_bytes``, how many bytes follow the header.
+    """
     invalid = f'checkpoint {path}: {WEIGHTS} is not a valid safetensors file'
     if len(data) < 8:
         raise CheckpointError(f'{invalid}: it holds {len(data)} bytes, fewer than the 8 of its '
