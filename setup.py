@@ -7,6 +7,7 @@ import sys
 from setuptools import find_packages, setup
 
 package_name = 'ilrl_ros'
+# The same list as ilrl_ros/nodes/start.py NODES (a test checks).
 nodes = ['mock_robot', 'observation', 'policy', 'reward_monitor', 'episode_manager',
          'demo_recorder', 'expert']
 
@@ -32,7 +33,7 @@ if {'bdist_wheel', 'editable_wheel'} & set(sys.argv):
                     f"# `ros2 run {package_name} {node}` on a pip install: this prefix's "
                     'Python runs the node.\n'
                     'prefix="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"\n'
-                    f'exec "$prefix/bin/python3" -m {package_name}.nodes.{node} "$@"\n')
+                    f'exec "$prefix/bin/python3" -m {package_name}.nodes.start {node} "$@"\n')
         os.chmod(path, 0o755)
         launchers.append(path)
     data_files.append(('lib/' + package_name, launchers))
@@ -50,7 +51,8 @@ setup(
     license='Apache-2.0',
     tests_require=['pytest'],
     entry_points={
-        'console_scripts': [f'{node} = {package_name}.nodes.{node}:main' for node in nodes]
+        # Through nodes/start.py, which catches stop signals while the node's module loads.
+        'console_scripts': [f'{node} = {package_name}.nodes.start:{node}' for node in nodes]
         + [f'ilrl = {package_name}.cli:main'],
     },
 )

@@ -26,7 +26,6 @@ import logging
 from pathlib import Path
 import sys
 import textwrap
-import time
 
 
 def _progress(label: str):
@@ -52,16 +51,17 @@ def cmd_sim(args) -> int:
                          record_autostart=not args.record_no_autostart, bag_dir=args.bag_dir,
                          bag_name=args.bag_name, seed=args.seed, max_episodes=args.episodes,
                          record_topics=tuple(args.record_topic))
+    from ilrl_ros.nodes.common import StopSignals
+    # SIGINT and SIGTERM alike: the nodes command zero and the recorder finishes its bag.
+    signals = StopSignals()
     graph = Graph(config).start()
     manager = graph.nodes['episode_manager']
     try:
-        while not (args.episodes and len(manager.results) >= args.episodes
-                   and manager.state != 'running'):
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
+        signals.wait(alive=lambda: not (args.episodes and len(manager.results) >= args.episodes
+                                        and manager.state != 'running'))
     finally:
         graph.close()
+        signals.ignore_further()
     for result in manager.results:
         print(json.dumps(result.as_dict()))
     return 0

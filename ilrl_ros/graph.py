@@ -11,7 +11,7 @@ import rclpy
 from rclpy.parameter import Parameter
 
 from ilrl_ros.core.spec import load_spec
-from ilrl_ros.nodes.common import Spinner
+from ilrl_ros.nodes.common import Spinner, stop_nodes
 
 # What a demonstration bag holds besides the task's own sources and command topic.
 EXTRA_RECORDED = ('expert/action', 'reward', 'reward/terms', 'return', 'episode/event',
@@ -143,20 +143,15 @@ class Graph:
         self.spinner.add(node)
 
     def close(self) -> None:
-        for node in list(self.nodes.values()):
-            close = getattr(node, 'close', None)
-            if close:
-                close()
-        # Stop spinning first, then destroy: destroying under a spinning executor leaves
-        # half-finished callbacks behind.
+        """Stop spinning, have every node command zero and close its files, then shut down.
+
+        The context goes last: the zero commands and the recorder's bag need it.
+        """
+        stop_nodes(list(self.nodes.values()), self.spinner)
+        self.spinner = None
+        self.nodes = {}
         if self._own_context:
             rclpy.try_shutdown(context=self.context)
-        if self.spinner is not None:
-            self.spinner.shutdown()
-        for node in self.nodes.values():
-            for member in getattr(node, 'executor_nodes', (node,)):
-                member.destroy_node()
-        self.nodes = {}
 
     def __enter__(self) -> 'Graph':
         return self.start()

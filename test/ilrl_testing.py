@@ -71,11 +71,13 @@ class Probe(Node):
         return np.array([v for t, v in list(self.commands) if t >= t0])
 
 
-def node_process(node: str, *params: str, log=None) -> subprocess.Popen:
+def node_process(node: str, *params: str, log=None, remaps=()) -> subprocess.Popen:
     """Start an ilrl_ros node as its own process, as ``ros2 run`` would."""
-    command = [sys.executable, '-m', f'ilrl_ros.nodes.{node}', '--ros-args']
+    command = [sys.executable, '-m', 'ilrl_ros.nodes.start', node, '--ros-args']
     for param in params:
         command += ['-p', param]
+    for remap in remaps:
+        command += ['-r', remap]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log or subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)

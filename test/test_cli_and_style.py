@@ -2,12 +2,15 @@
 
 import os
 from pathlib import Path
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from ilrl_ros.nodes import start
+from ilrl_ros.nodes.start import NODES
 from ilrl_testing import REPO
 
 SUBCOMMANDS = [[], ['demo'], ['sim'], ['convert'], ['train'], ['train', 'bc'], ['train', 'rwr'],
@@ -28,12 +31,19 @@ def test_every_command_has_help(words):
     assert len(out.splitlines()) > 4
 
 
-@pytest.mark.parametrize('node', ['mock_robot', 'observation', 'policy', 'reward_monitor',
-                                  'episode_manager', 'demo_recorder', 'expert'])
+@pytest.mark.parametrize('node', NODES)
 def test_every_node_module_is_runnable(node):
     module = __import__(f'ilrl_ros.nodes.{node}', fromlist=['main'])
     assert callable(module.main)
     assert module.__doc__ and len(module.__doc__.split()) > 10
+    assert callable(getattr(start, node)), 'the console script enters through nodes/start.py'
+
+
+def test_setup_installs_every_node_through_the_start_module():
+    text = (REPO / 'setup.py').read_text()
+    listed = re.search(r'^nodes = \[([^\]]*)\]', text, re.M).group(1)
+    assert tuple(re.findall(r"'(\w+)'", listed)) == NODES
+    assert 'nodes.start:{node}' in text
 
 
 def test_bad_input_to_the_cli_is_a_sentence_not_a_traceback(tmp_path):

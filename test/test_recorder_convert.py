@@ -6,7 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from std_msgs.msg import String
 
+from ilrl_ros import qos
 from ilrl_ros.convert import bag_to_dataset, ConversionError
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.graph import Graph, GraphConfig, recorded_topics
@@ -26,18 +28,26 @@ def test_a_sigkilled_recorder_loses_at_most_its_last_flush_and_the_bag_converts(
     recorder = _recorder(tmp_path, 'killed', log)
     graph = Graph(GraphConfig(task='track_follow', expert_drive=True))
     probe = Probe('track_follow', graph.context)
+    recorder_counts = {}
+    probe.create_subscription(
+        String, 'demo_recorder/status',
+        lambda msg: recorder_counts.update(json.loads(msg.data).get('counts', {})), qos.LATCHED)
     graph.add_node(probe)
     try:
         with graph:
-            wait_for(lambda: (tmp_path / 'killed' / 'metadata.yaml').exists(), 30,
-                     'the recorder to open its bag')
-            wait_for(lambda: len(probe.commands) > 300, 60, '300 expert commands')
+            # The lock-step loop runs faster than real time: count the commands from the
+            # moment the recorder has the command topic, however long it took to start.
+            wait_for(lambda: recorder_counts.get('/cmd_vel', 0) > 0, 60,
+                     'the recorder to record /cmd_vel')
+            recording_from = len(probe.commands)
+            wait_for(lambda: len(probe.commands) > recording_from + 300, 60,
+                     '300 expert commands while recording')
             sent_before_kill = len(probe.commands)
             recorder.send_signal(signal.SIGKILL)
             recorder.wait(timeout=10)
             killed_at = time.monotonic()
         # Commands older than 1.5 flush intervals before the kill were flushed to disk.
-        flushed = sum(1 for t, _ in probe.commands if t < killed_at - 1.5)
+        flushed = sum(1 for t, _ in probe.commands[recording_from:] if t < killed_at - 1.5)
     finally:
         stop_process(recorder)
         log.close()

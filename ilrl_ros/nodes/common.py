@@ -1,19 +1,23 @@
 """What every ilrl_ros node shares: parameter declaration, the task spec, source topics, main."""
 
+import inspect
 import json
 import signal
 import threading
+import time
 
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import (ExternalShutdownException, ShutdownException,
                              SingleThreadedExecutor)
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationError
-from ilrl_ros.core.spec import load_spec, SpecError, TaskSpec
+from ilrl_ros.core.spec import load_spec, TaskSpec
 from ilrl_ros.messages import message_class, reading_from_message
 
 
@@ -24,16 +28,12 @@ def declare(node: Node, name: str, default, description: str, read_only: bool = 
 
 
 def declare_task(node: Node) -> TaskSpec:
-    """Declare the ``task`` parameter and load its spec, failing loudly if it is bad."""
+    """Declare the ``task`` parameter and load its spec (a bad one raises ``SpecError``)."""
     task = declare(node, 'task', 'track_follow',
                    'Task spec: a bundled task name (track_follow, track_follow_camera, '
                    'pendulum) or a YAML path.',
                    read_only=True)
-    try:
-        return load_spec(task)
-    except SpecError as error:
-        node.get_logger().fatal(str(error))
-        raise
+    return load_spec(task)
 
 
 def declare_sync_tolerance(node: Node) -> float:
@@ -52,11 +52,155 @@ def accept() -> SetParametersResult:
     return SetParametersResult(successful=True)
 
 
+class SafeNode(Node):
+    """A Node whose every callback runs behind an exception barrier.
+
+    Subscriptions, timers, services and parameter callbacks created through it are wrapped:
+    whatever one raises is logged in one line with its cause, counted (``fault_count``,
+    ``last_fault``), and ``fail_safe()`` runs, which commands zero in nodes that drive the
+    robot; the node keeps serving. A service that raised still answers (``success`` false
+    and the cause, where the response has those fields) and a parameter callback that raised
+    refuses the change with the cause, so no caller waits for an answer that never comes.
+
+    ``stop()`` is what every node does once, before it is destroyed: command zero, wait
+    until reliable subscribers have it, and release what it holds (``close()``).
+    """
+
+    def __init__(self, node_name: str, *, on_fault=None, **kwargs):
+        # Set before Node.__init__, which already creates callbacks (parameter services,
+        # /clock) through the overrides below.
+        self._fault_handler = on_fault
+        self.fault_count = 0
+        self.last_fault = ''
+        self.stopping = False
+        super().__init__(node_name, **kwargs)
+
+    # What nodes that drive the robot override ---------------------------------------------
+
+    def fail_safe(self) -> None:
+        """Bring what this node commands to rest (nothing, unless the node drives the robot)."""
+
+    def command_publishers(self) -> tuple:
+        """The publishers whose last message must reach its subscribers before the node exits."""
+        return ()
+
+    def close(self) -> None:
+        """Release files and other resources (called by ``stop``, once)."""
+
+    def stop(self, ack_timeout_s: float = 1.0) -> None:
+        """Command zero, wait (bounded) until reliable subscribers have it, then ``close()``."""
+        self.stopping = True
+        try:
+            self.fail_safe()
+            for publisher in self.command_publishers():
+                publisher.wait_for_all_acked(Duration(nanoseconds=int(ack_timeout_s * 1e9)))
+        except Exception as error:  # noqa: BLE001 - stopping goes on whatever happens
+            _quiet_log(self, f'could not command zero while stopping: {error}')
+        try:
+            self.close()
+        except Exception as error:  # noqa: BLE001 - report, and let the others stop too
+            _quiet_log(self, f'could not close cleanly: {error}')
+
+    # The barrier ---------------------------------------------------------------------------
+
+    def on_fault(self, where: str, error: BaseException) -> None:
+        """Report a callback's exception and fail safe (``on_fault=`` replaces this)."""
+        if self._fault_handler is not None:
+            self._fault_handler(where, error)
+            return
+        self.fault_count += 1
+        self.last_fault = f'{where} raised {type(error).__name__}: {error}'
+        self.get_logger().error(f'{self.last_fault}; kept serving', throttle_duration_sec=1.0)
+        self.fail_safe()
+
+    def _fault(self, where: str, error: BaseException) -> None:
+        if not self.context.ok():
+            return  # a callback cut short by shutdown is part of stopping
+        try:
+            self.on_fault(where, error)
+        except Exception as second:  # noqa: BLE001 - the barrier itself must never raise
+            _quiet_log(self, f'{where} raised {error!r}, and reporting it raised {second!r}')
+
+    def _guard(self, where: str, callback, *, takes_info: bool = False, default=None):
+        if takes_info:
+            def guarded(message, info):
+                try:
+                    return callback(message, info)
+                except Exception as error:  # noqa: BLE001 - the barrier
+                    self._fault(where, error)
+                    return None
+            return guarded
+
+        def guarded(*args):
+            try:
+                return callback(*args)
+            except Exception as error:  # noqa: BLE001 - the barrier
+                self._fault(where, error)
+                return default(error, *args) if default else None
+        return guarded
+
+    def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        return super().create_subscription(
+            msg_type, topic, self._guard(f'callback on {topic!r}', callback,
+                                         takes_info=_takes_message_info(callback)),
+            qos_profile, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        return super().create_timer(
+            timer_period_sec, self._guard(f'timer {_name_of(callback)}', callback),
+            *args, **kwargs)
+
+    def create_service(self, srv_type, srv_name, callback, **kwargs):
+        return super().create_service(
+            srv_type, srv_name, self._guard(f'service {srv_name!r}', callback,
+                                            default=_failed_response), **kwargs)
+
+    def add_on_set_parameters_callback(self, callback) -> None:
+        super().add_on_set_parameters_callback(self._guard(
+            f'parameter callback {_name_of(callback)}', callback,
+            default=lambda error, *_: refuse(f'{type(error).__name__}: {error}')))
+
+
+def _name_of(callback) -> str:
+    return getattr(callback, '__name__', type(callback).__name__)
+
+
+def _takes_message_info(callback) -> bool:
+    # rclpy passes MessageInfo to a callback that accepts two arguments; keep that contract.
+    try:
+        inspect.signature(callback).bind(object(), object())
+    except TypeError:
+        return False
+    try:
+        inspect.signature(callback).bind(object())
+    except TypeError:
+        return True
+    return False
+
+
+def _failed_response(error, request, response):
+    text = f'failed: {type(error).__name__}: {error}'
+    if hasattr(response, 'success'):
+        response.success = False
+    if hasattr(response, 'message'):
+        response.message = text
+    return response
+
+
+def _quiet_log(node: Node, text: str) -> None:
+    """Log even while the context shuts down (the node logger may no longer reach /rosout)."""
+    try:
+        rclpy.logging.get_logger(node.get_name()).error(text)
+    except Exception:  # noqa: BLE001 - nothing left to report to
+        pass
+
+
 class SourceSubscriptions:
     """Subscribes to a spec's sources and hands each message on as a core reading.
 
     A message that cannot be converted is reported through ``on_error(source, text)``;
-    it is never passed on.
+    it is never passed on. So is a reading that ``on_reading`` refuses with an
+    ``ObservationError`` (stamped in the future, say).
     """
 
     def __init__(self, node: Node, spec: TaskSpec, sources, on_reading, on_error,
@@ -68,10 +212,9 @@ class SourceSubscriptions:
             def callback(msg, source=source):
                 try:
                     reading = reading_from_message(source.kind, msg, source.name)
+                    on_reading(source.name, reading)
                 except ObservationError as error:
                     on_error(source.name, str(error))
-                    return
-                on_reading(source.name, reading)
 
             self.subscriptions.append(node.create_subscription(
                 message_class(source.message_type), source.topic, callback, qos_profile,
@@ -95,10 +238,17 @@ class Spinner:
     holds the GIL and slows every callback; an executor per node waits in C instead. A node
     that needs callbacks running in parallel (the policy: control versus checkpoint loading)
     exposes extra nodes in ``executor_nodes``.
+
+    ``stop()`` ends every spin loop after the callback it is running and joins the threads,
+    so that nothing runs while the nodes command zero and release their resources.
     """
+
+    # How long a spin loop waits for work before it looks at the stop flag again.
+    POLL_S = 0.1
 
     def __init__(self, nodes, context=None):
         self._context = context
+        self._stop = threading.Event()
         self.executors = []
         for node in nodes:
             for member in getattr(node, 'executor_nodes', (node,)):
@@ -126,57 +276,128 @@ class Spinner:
         if self.threads:
             self._launch(executor)
 
-    @staticmethod
-    def _spin(executor) -> None:
+    def _spin(self, executor) -> None:
         try:
-            executor.spin()
+            while not self._stop.is_set() and executor.context.ok():
+                executor.spin_once(timeout_sec=self.POLL_S)
         except (ExternalShutdownException, ShutdownException):
             pass
         except Exception:
             # A callback caught mid-way by shutdown (publishing on a closed context) is
             # part of stopping; anything else is a real error.
-            if executor.context.ok():
+            if executor.context.ok() and not self._stop.is_set():
                 raise
 
-    def spin(self) -> None:
-        """Spin all but the first executor in threads and the first in this thread."""
-        first, rest = self.executors[0], self.executors[1:]
-        for executor in rest:
-            self._launch(executor)
-        first.spin()
+    def alive(self) -> bool:
+        """Whether every spin thread still runs."""
+        return all(thread.is_alive() for thread in self.threads)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """End the spin loops after their current callbacks and wait for the threads."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def shutdown(self) -> None:
+        self.stop()
         for executor in self.executors:
-            executor.shutdown(timeout_sec=1.0)
-        for thread in self.threads:
-            thread.join(timeout=5.0)
+            executor.shutdown(timeout_sec=0.0)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def stop_nodes(nodes, spinner=None) -> None:
+    """Stop a graph safely: spinning ends, every node commands zero and closes, then is destroyed.
+
+    The context is left to the caller, which shuts it down afterwards: the zero commands
+    need it.
+    """
+    if spinner is not None:
+        spinner.stop()
+    for node in nodes:
+        stop = getattr(node, 'stop', None)
+        if stop is not None:
+            stop()
+    if spinner is not None:
+        spinner.shutdown()
+    for node in nodes:
+        for member in getattr(node, 'executor_nodes', (node,)):
+            try:
+                member.destroy_node()
+            except Exception as error:  # noqa: BLE001 - destroying the rest matters more
+                _quiet_log(member, f'destroying the node raised {error!r}')
 
 
-def run(node_factory, args=None) -> None:
-    """Init rclpy, spin the node (and its helper nodes), and shut down cleanly."""
-    rclpy.init(args=args)
-    # SIGTERM (what launch and process managers send) ends the spin like Ctrl-C.
-    signal.signal(signal.SIGTERM, _interrupt)
+class StopSignals:
+    """SIGINT and SIGTERM end the process's work once, cleanly; a repeat changes nothing.
+
+    Installed instead of rclpy's handlers, which shut the context down at once, so that the
+    nodes can still command zero and the recorder finish its bag before anything closes.
+    The handler only notes the signal (a handler that takes a lock or writes to a stream
+    can deadlock with the code it interrupts); ``wait`` polls for it. Signals that arrived
+    while the node's module loaded (``ilrl_ros.nodes.start``) count too.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self):
+        from ilrl_ros.nodes import start
+        self.received = list(start.take_pending())
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.received.append(signum)
+
+    @property
+    def requested(self) -> bool:
+        return bool(self.received)
+
+    def wait(self, alive=lambda: True) -> None:
+        """Return when a signal came or ``alive()`` turns false."""
+        while not self.received and alive():
+            time.sleep(self.POLL_S)
+
+    def ignore_further(self) -> None:
+        """Ignore stop signals from now on (the process is exiting).
+
+        Python restores the default handlers while it finalises, and a late second Ctrl-C
+        would then kill the process mid-exit; an ignored signal stays ignored.
+        """
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+    def summary(self) -> str:
+        names = [signal.Signals(s).name for s in self.received]
+        return ', '.join(names) if names else 'no signal'
+
+
+def run(node_factory, args=None, name: str = 'ilrl_ros') -> int:
+    """Init rclpy, spin the node (and its helper nodes) until a signal, and stop safely.
+
+    Returns the exit status: 0 after a signal or an external shutdown, 1 when the node could
+    not start (its fatal log line says why). On SIGINT, SIGTERM or a second signal the node
+    commands zero, finishes its files and exits 0, with no traceback.
+    """
+    signals = StopSignals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    logger = rclpy.logging.get_logger(name)
     node = None
     spinner = None
+    status = 0
     try:
-        node = node_factory()
-        spinner = Spinner([node])
-        spinner.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if not signals.requested:
+            node = node_factory()
+            spinner = Spinner([node]).start()
+            signals.wait(alive=lambda: rclpy.ok() and spinner.alive())
+    except (ValueError, OSError) as error:
+        # Bad parameters, task spec (SpecError), checkpoint or output folder: the sentence
+        # says what to change.
+        logger.fatal(f'{name} cannot start: {error}')
+        status = 1
     finally:
-        if node is not None:
-            close = getattr(node, 'close', None)
-            if close:
-                close()
+        stop_nodes([node] if node is not None else [], spinner)
+        if signals.requested:
+            logger.info(f'stopped on {signals.summary()}')
+        signals.ignore_further()
         rclpy.try_shutdown()
-        if spinner is not None:
-            spinner.shutdown()
-        if node is not None:
-            for member in getattr(node, 'executor_nodes', (node,)):
-                member.destroy_node()
+    return status

@@ -14,7 +14,8 @@ Data flow::
         --> BagWriter --> <output_dir>/<bag_name>/{<bag_name>_0.mcap, metadata.yaml}
 
 Messages are never deserialized. The bag is flushed every ``flush_interval_s``, so a recorder
-killed with SIGKILL loses at most that much; SIGINT/SIGTERM close the bag cleanly.
+killed with SIGKILL loses at most that much; SIGINT/SIGTERM close the bag cleanly (footer,
+summary, metadata.yaml), and a second signal while it closes is only reported.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from typing import Any, Optional, Sequence
 
 import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rcl_interfaces.msg import ParameterDescriptor
@@ -39,6 +38,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ilrl_ros.bag import BagError, BagWriter, message_class, qos_profiles_yaml
+from ilrl_ros.nodes.common import run, SafeNode
 from ilrl_ros.qos import LATCHED
 
 # Deep enough that a flush (fsync) stalling the executor does not drop messages from a
@@ -121,7 +121,7 @@ class _Recorded:
     qos: QoSProfile
 
 
-class DemoRecorder(Node):
+class DemoRecorder(SafeNode):
     """Record the configured topics, serialized, into one bag per start/stop cycle."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -396,41 +396,27 @@ class DemoRecorder(Node):
         if self._bag is not None:
             self._publish_status()
 
-    def destroy_node(self) -> None:
-        """Close the bag cleanly (summary, final metadata) before the node goes away."""
+    def close(self) -> None:
+        """Close the bag cleanly (footer, summary, final metadata) if one is open."""
         try:
             path, counts = self._close_bag()
         except RecorderError:
-            pass
-        else:
-            # After SIGINT/SIGTERM the context is already shut down and the node logger could
-            # not reach /rosout any more; a plain named logger still prints to the console.
-            logger = self.get_logger() if self.context.ok() else rclpy.logging.get_logger(
-                f'{self.get_name()}.shutdown')
-            logger.info(f'Closed {path} with {sum(counts.values())} messages')
+            return
+        # While the context shuts down the node logger may no longer reach /rosout; a plain
+        # named logger still prints to the console.
+        logger = self.get_logger() if self.context.ok() else rclpy.logging.get_logger(
+            f'{self.get_name()}.shutdown')
+        logger.info(f'Closed {path} with {sum(counts.values())} messages')
+
+    def destroy_node(self) -> None:
+        """Close the bag before the node goes away (for owners that skip ``stop()``)."""
+        self.close()
         super().destroy_node()
 
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run demo_recorder until SIGINT/SIGTERM, then close the bag cleanly."""
-    # rclpy's own SIGINT/SIGTERM handlers shut the context down, which ends spin() below;
-    # the bag is then closed in destroy_node().
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DemoRecorder()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, BagError) as error:
-        # Bad parameters or an unusable output_dir: the sentence says what to change.
-        rclpy.logging.get_logger('demo_recorder').fatal(str(error))
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(DemoRecorder, args, name='demo_recorder')
 
 
 if __name__ == '__main__':

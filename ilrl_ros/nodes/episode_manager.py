@@ -11,11 +11,11 @@ running episode (outcome ``aborted``) and resets, e.g. right after a policy swap
 
 from dataclasses import dataclass
 import json
+import sys
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -23,7 +23,7 @@ from ilrl_ros import qos
 from ilrl_ros.core.episode import EpisodeResult, make_world, RewardFunction, Termination
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.messages import action_from_message, action_message_class
-from ilrl_ros.nodes.common import (declare, declare_sync_tolerance, declare_task, run,
+from ilrl_ros.nodes.common import (declare, declare_sync_tolerance, declare_task, run, SafeNode,
                                    SourceSubscriptions)
 
 WAITING, RUNNING, RESETTING = 'waiting', 'running', 'resetting'
@@ -40,7 +40,7 @@ class EpisodeManagerParams:
     reset_on_start: bool
 
 
-class EpisodeManager(Node):
+class EpisodeManager(SafeNode):
     """Decide termination, publish results, trigger resets; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -111,7 +111,7 @@ class EpisodeManager(Node):
 
     def _on_policy(self, msg: String) -> None:
         try:
-            self._policy_label = json.loads(msg.data).get('checkpoint', '')
+            self._policy_label = str(json.loads(msg.data).get('checkpoint', ''))
         except (json.JSONDecodeError, AttributeError):
             self._policy_label = ''
 
@@ -125,7 +125,7 @@ class EpisodeManager(Node):
         self.event_pub.publish(String(data=json.dumps(fields)))
 
     def _on_reading(self, source: str, reading) -> None:
-        self.assembler.update(source, reading)
+        self.assembler.update(source, reading, self.get_clock().now().nanoseconds)
         if self.state != RESETTING:
             self._process()
 
@@ -224,9 +224,9 @@ class EpisodeManager(Node):
         self._process()
 
 
-def main(args=None):
-    run(lambda: EpisodeManager(), args)
+def main(args=None) -> int:
+    return run(lambda: EpisodeManager(), args, name='episode_manager')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

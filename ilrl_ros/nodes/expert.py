@@ -11,9 +11,10 @@ action: DART (Laskey et al., "DART: Noise Injection for Robust Imitation Learnin
 correction.
 """
 
+import sys
+
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from ilrl_ros import qos
@@ -22,7 +23,7 @@ from ilrl_ros.core.rollouts import noise_factor
 from ilrl_ros.core.tasks import make_expert
 from ilrl_ros.messages import action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
-                                   run, SourceSubscriptions)
+                                   run, SafeNode, SourceSubscriptions)
 
 
 def noise_std_factor(value, action_size: int):
@@ -46,7 +47,7 @@ def noise_std_factor(value, action_size: int):
     return noise_factor(value, action_size)
 
 
-class Expert(Node):
+class Expert(SafeNode):
     """Publish the expert's action for the current state; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -79,6 +80,8 @@ class Expert(Node):
                                            self._on_reading, self._on_error)
         self.labels = 0
         self._answer_repeat = False
+        # Whether the last command this node drove with was not zero: undone on stop/fault.
+        self._moving = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f'expert for task {self.spec.name!r}, drive={self.drive}, '
                                f'noise_std={self.noise_std.tolist()}')
@@ -117,13 +120,29 @@ class Expert(Node):
             self._answer_repeat = changes['drive'] and not self.drive
             self.drive = changes['drive']
             self.get_logger().info(f'drive={self.drive}')
+            if not self.drive:
+                self.fail_safe()
         return accept()
+
+    def fail_safe(self) -> None:
+        """Command zero if the expert's last drive command was not zero."""
+        if self._moving:
+            zero = np.zeros(self.spec.action.size)
+            self.command_pub.publish(action_message(self.spec.action, zero,
+                                                    max(0, self.assembler.newest_stamp_ns()),
+                                                    self.frame_id))
+            self._moving = False
+
+    def command_publishers(self) -> tuple:
+        return (self.command_pub,)
 
     def _on_error(self, source: str, text: str) -> None:
         self.get_logger().error(f'no expert action: {text}', throttle_duration_sec=1.0)
+        # Input it cannot read leaves the expert without an action: hold the robot still.
+        self.fail_safe()
 
     def _on_reading(self, source: str, reading) -> None:
-        self.assembler.update(source, reading)
+        self.assembler.update(source, reading, self.get_clock().now().nanoseconds)
         found = self.assembler.poll_readings()
         if found is None and self._answer_repeat and self.assembler.complete_set():
             found = self.assembler.readings(), self.assembler.newest_stamp_ns()
@@ -133,8 +152,8 @@ class Expert(Node):
         readings, stamp = found
         try:
             action = self.spec.action.clip(self.controller.act(readings))
-        except ValueError as error:
-            self._on_error(source, str(error))
+        except (ArithmeticError, ValueError, TypeError, IndexError) as error:
+            self._on_error(source, f'{type(error).__name__}: {error}')
             return
         msg = action_message(self.spec.action, action, stamp, self.frame_id)
         self.label_pub.publish(msg)
@@ -144,14 +163,17 @@ class Expert(Node):
             if factor is not None:
                 # DART: drive with the noisy action; the label above stays clean.
                 noisy = action + factor @ self._rng.standard_normal(len(action))
-                msg = action_message(self.spec.action, self.spec.action.clip(noisy), stamp,
-                                     self.frame_id)
+                action = self.spec.action.clip(noisy)
+                msg = action_message(self.spec.action, action, stamp, self.frame_id)
+            if self.stopping:
+                return
             self.command_pub.publish(msg)
+            self._moving = bool(np.any(action != 0.0))
 
 
-def main(args=None):
-    run(lambda: Expert(), args)
+def main(args=None) -> int:
+    return run(lambda: Expert(), args, name='expert')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -17,10 +17,11 @@ nodes run with ``use_sim_time:=true`` at whatever speed the simulator goes.
 
 from dataclasses import dataclass
 import json
+import math
+import sys
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from std_srvs.srv import Trigger
 
@@ -29,7 +30,7 @@ from ilrl_ros.core.tasks import make_env
 from ilrl_ros.messages import (action_from_message, action_message_class,
                                message_class, message_from_reading, ns_to_stamp,
                                stamp_to_ns)
-from ilrl_ros.nodes.common import declare, declare_task, run, StatusPublisher
+from ilrl_ros.nodes.common import declare, declare_task, run, SafeNode, StatusPublisher
 
 MODES = ('free_run', 'lock_step')
 CLOCKS = ('sim', 'wall')
@@ -50,7 +51,7 @@ class MockRobotParams:
     scan_frame: str
 
 
-class MockRobot(Node):
+class MockRobot(SafeNode):
     """A simulated robot behind real ROS 2 topics; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -79,8 +80,12 @@ class MockRobot(Node):
         if self.params.clock not in CLOCKS:
             raise ValueError(f'parameter clock is {self.params.clock!r}; expected one of '
                              f'{CLOCKS}')
-        if self.params.real_time_factor <= 0.0:
-            raise ValueError('parameter real_time_factor must be > 0')
+        for name in ('real_time_factor', 'cmd_timeout_s', 'lock_step_timeout_s'):
+            value = getattr(self.params, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)
+                    and 0.0 < value <= 1000.0):
+                raise ValueError(f'parameter {name} is {value!r}; expected a number in '
+                                 f'(0, 1000]')
         self.env = make_env(self.spec)
         self.episode = 0
         self.steps = 0
@@ -206,9 +211,9 @@ class MockRobot(Node):
                 self._publish_sensors()
 
 
-def main(args=None):
-    run(lambda: MockRobot(), args)
+def main(args=None) -> int:
+    return run(lambda: MockRobot(), args, name='mock_robot')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -6,16 +6,17 @@ Stale or malformed input is reported on ``~/status`` and in the log, never publi
 numbers.
 """
 
-from rclpy.node import Node
+import sys
+
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError
-from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SourceSubscriptions,
-                                   StatusPublisher)
+from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SafeNode,
+                                   SourceSubscriptions, StatusPublisher)
 
 
-class Observation(Node):
+class Observation(SafeNode):
     """Publish the observation vector; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -40,8 +41,12 @@ class Observation(Node):
         self.get_logger().error(text, throttle_duration_sec=1.0)
         self.status.publish(published=self.published, rejected=self.rejected, last_error=text)
 
+    def on_fault(self, where: str, error: BaseException) -> None:
+        super().on_fault(where, error)
+        self._on_error('', self.last_fault)
+
     def _on_reading(self, source: str, reading) -> None:
-        self.assembler.update(source, reading)
+        self.assembler.update(source, reading, self.get_clock().now().nanoseconds)
         try:
             observation = self.assembler.poll()
         except ObservationError as error:
@@ -55,9 +60,9 @@ class Observation(Node):
         self.published += 1
 
 
-def main(args=None):
-    run(lambda: Observation(), args)
+def main(args=None) -> int:
+    return run(lambda: Observation(), args, name='observation')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -10,9 +10,10 @@ policy keeps running.
 """
 
 from dataclasses import dataclass
+import math
 import sys
+
 import numpy as np
-from rclpy.node import Node
 from std_msgs.msg import Bool
 import torch
 
@@ -21,9 +22,11 @@ from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
 from ilrl_ros.messages import action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
-                                   run, SourceSubscriptions, StatusPublisher)
+                                   run, SafeNode, SourceSubscriptions, StatusPublisher)
 
 MODES = ('timer', 'event')
+# Control rates the node can keep: a tick period from 10 s down to 0.1 ms.
+RATE_LIMITS_HZ = (0.1, 10000.0)
 
 
 def _without_node_rename(argv: list) -> list:
@@ -62,7 +65,22 @@ class PolicyParams:
     status_period_s: float
 
 
-class Policy(Node):
+def check_params(params: PolicyParams) -> None:
+    """Refuse start-up parameters the control loop cannot run, naming the parameter."""
+    if params.mode not in MODES:
+        raise ValueError(f'parameter mode is {params.mode!r}; expected one of {MODES}')
+    low, high = RATE_LIMITS_HZ
+    if not (isinstance(params.rate_hz, (int, float)) and math.isfinite(params.rate_hz)
+            and low <= params.rate_hz <= high):
+        raise ValueError(f'parameter control_rate_hz is {params.rate_hz!r}; expected a rate '
+                         f"from {low:g} to {high:g} Hz (or 0 for the task spec's)")
+    for name, value in (('max_observation_age_s', params.max_age_s),
+                        ('status_period_s', params.status_period_s)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 3600):
+            raise ValueError(f'parameter {name} is {value!r}; expected seconds in (0, 3600]')
+
+
+class Policy(SafeNode):
     """Run a checkpoint in the loop; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -83,8 +101,7 @@ class Policy(Node):
                              read_only=True),
             status_period_s=declare(self, 'status_period_s', 1.0, 'Period of ~/status.',
                                     read_only=True))
-        if self.params.mode not in MODES:
-            raise ValueError(f'parameter mode is {self.params.mode!r}; expected one of {MODES}')
+        check_params(self.params)
         # One thread for inference keeps latency flat and leaves cores to the robot.
         torch.set_num_threads(1)
         self._policy = None
@@ -95,16 +112,20 @@ class Policy(Node):
                         'errors': 0, 'swaps': 0, 'refused': 0, 'missed_ticks': 0}
         self._last_error = ''
         self._last_tick_ns = None
+        self._stale_now = False
+        # Whether the last command this node sent was not zero: the one it must undo on stop.
+        self._moving = False
         self._zero = np.zeros(self.spec.action.size)
 
         # The control loop lives on a node of its own, spun by its own executor thread, so
         # that loading a checkpoint in this node's parameter callback never delays a tick.
         # It takes the process's ROS arguments (topic remaps, parameter files) except a node
         # rename, which `ros2 launch ... name:=` passes to every node of the process.
-        self.control = Node(f'{self.get_name()}_control', namespace=self.get_namespace(),
-                            context=self.context, start_parameter_services=False,
-                            use_global_arguments=False, cli_args=_without_node_rename(sys.argv),
-                            parameter_overrides=[self.get_parameter('use_sim_time')])
+        self.control = SafeNode(f'{self.get_name()}_control', on_fault=self.on_fault,
+                                namespace=self.get_namespace(), context=self.context,
+                                start_parameter_services=False, use_global_arguments=False,
+                                cli_args=_without_node_rename(sys.argv),
+                                parameter_overrides=[self.get_parameter('use_sim_time')])
         self.executor_nodes = (self.control, self)
         self.assembler = ObservationAssembler(self.spec,
                                               sync_tolerance_s=declare_sync_tolerance(self))
@@ -125,8 +146,10 @@ class Policy(Node):
         if checkpoint:
             try:
                 self._swap(checkpoint)
-            except CheckpointError as error:
-                self._note_error(f'start-up checkpoint refused: {error}')
+            except Exception as error:  # noqa: BLE001 - any failure: start idle, say why
+                self._counts['refused'] += 1
+                self._note_error(f'start-up checkpoint refused, starting idle: '
+                                 f'{_reason(error)}')
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(
             f'policy for task {self.spec.name!r}: {self.params.mode} mode at '
@@ -161,11 +184,11 @@ class Policy(Node):
                 continue
             try:
                 self._swap(path)
-            except CheckpointError as error:
+            except Exception as error:  # noqa: BLE001 - any failure is a refusal
                 self._counts['refused'] += 1
-                self._note_error(f'refused checkpoint: {error}')
+                self._note_error(f'refused checkpoint: {_reason(error)}')
                 self._publish_status()
-                return refuse(str(error))
+                return refuse(_reason(error))
             self._publish_status()
         return accept()
 
@@ -175,6 +198,19 @@ class Policy(Node):
         self._last_error = text
         self._counts['errors'] += 1
         self.get_logger().error(text, throttle_duration_sec=1.0)
+
+    def on_fault(self, where: str, error: BaseException) -> None:
+        """The barrier of this node and its control node: report, count, command zero."""
+        self._note_error(f'{where} raised {type(error).__name__}: {error}; commanding zero')
+        self.fail_safe()
+
+    def fail_safe(self) -> None:
+        """Command zero if the last command was not zero (a policy that never drove sends none)."""
+        if self._moving or (self.stopping and self._policy is not None):
+            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+
+    def command_publishers(self) -> tuple:
+        return (self.command_pub,)
 
     def _on_input_error(self, source: str, text: str) -> None:
         # A malformed message invalidates what the robot was doing: hold it still.
@@ -192,7 +228,7 @@ class Policy(Node):
             self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
 
     def _on_reading(self, source: str, reading) -> None:
-        self.assembler.update(source, reading)
+        self.assembler.update(source, reading, self.control.get_clock().now().nanoseconds)
         if self.params.mode != 'event':
             return
         try:
@@ -224,8 +260,8 @@ class Policy(Node):
             return
         if self.params.mode == 'event':
             # Watchdog: in event mode the tick only checks that observations keep coming.
-            newest = self.assembler.newest_stamp_ns()
-            if newest < 0 or now - newest > self._max_age_ns:
+            silent = self.assembler.silent_for_ns(now)
+            if silent < 0 or silent > self._max_age_ns:
                 self._stale(f'no observation for more than {self.params.max_age_s:g} s')
             return
         try:
@@ -242,6 +278,7 @@ class Policy(Node):
         if self._policy is None:
             return
         self._counts['stale'] += 1
+        self._stale_now = True
         self.get_logger().warn(f'stale input, commanding zero: {text}',
                                throttle_duration_sec=1.0)
         self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
@@ -251,26 +288,32 @@ class Policy(Node):
         if policy is None:
             return
         self._counts['ticks'] += 1
+        self._stale_now = False
         self._last_obs_stamp_ns = observation.stamp_ns
         if self._estop:
             self._send(self._zero, observation.stamp_ns, zero=True)
             return
         try:
             action = self.spec.action.clip(policy.act(observation.vector))
-        except ValueError as error:
-            self._note_error(f'policy {policy.name} produced an unusable action: {error}')
+        except Exception as error:  # noqa: BLE001 - no command from a failed inference
+            self._note_error(f'policy {policy.name} produced no usable action: '
+                             f'{_reason(error)}')
             self._send(self._zero, observation.stamp_ns, zero=True)
             return
         self._send(action, observation.stamp_ns)
 
     def _send(self, action: np.ndarray, stamp_ns: int, zero: bool = False) -> None:
+        if self.stopping and not zero:
+            return  # once stopping, the zero command is the last word
         self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
                                                 self.params.frame_id))
+        self._moving = not zero and bool(np.any(action != 0.0))
         self._counts['zero_commands' if zero else 'commands'] += 1
 
     def _publish_status(self) -> None:
         policy = self._policy
-        state = 'idle' if policy is None else 'estop' if self._estop else 'running'
+        state = ('idle' if policy is None else 'estop' if self._estop
+                 else 'stale' if self._stale_now else 'running')
         self.status.publish(state=state, checkpoint=str(policy.path) if policy else '',
                             algorithm=policy.manifest['algorithm'] if policy else '',
                             last_error=self._last_error, **self._counts)
@@ -285,12 +328,19 @@ class Policy(Node):
         return policy.path if policy else None
 
 
-def main(args=None):
+def _reason(error: BaseException) -> str:
+    """An exception as a refusal reason: its own sentence, or its type where that says more."""
+    if isinstance(error, CheckpointError):
+        return str(error)
+    return f'{type(error).__name__}: {error}'
+
+
+def main(args=None) -> int:
     # A checkpoint loads on the parameter thread; a 1 ms switch interval (default 5 ms)
     # bounds how long that thread can hold the control thread off the interpreter.
     sys.setswitchinterval(0.001)
-    run(lambda: Policy(), args)
+    return run(lambda: Policy(), args, name='policy')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -9,20 +9,21 @@ announces a new episode.
 
 from collections import deque
 import json
+import sys
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
 from std_msgs.msg import Float64, String
 
 from ilrl_ros import qos
 from ilrl_ros.core.episode import make_world, RewardFunction
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.messages import action_from_message, action_message_class
-from ilrl_ros.nodes.common import declare_sync_tolerance, declare_task, run, SourceSubscriptions
+from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SafeNode,
+                                   SourceSubscriptions)
 
 
-class RewardMonitor(Node):
+class RewardMonitor(SafeNode):
     """Publish the reward and running return; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -65,7 +66,7 @@ class RewardMonitor(Node):
             event = json.loads(msg.data)
         except json.JSONDecodeError:
             return
-        if event.get('event') != 'start':
+        if not isinstance(event, dict) or event.get('event') != 'start':
             return
         # The episode starts at the stamp the manager names. Its first observations may
         # already have been scored as part of the old episode: score them again.
@@ -77,7 +78,7 @@ class RewardMonitor(Node):
                 self._score(readings, stamp, action)
 
     def _on_reading(self, source: str, reading) -> None:
-        self.assembler.update(source, reading)
+        self.assembler.update(source, reading, self.get_clock().now().nanoseconds)
         found = self.assembler.poll_readings()
         if found is None:
             return
@@ -101,9 +102,9 @@ class RewardMonitor(Node):
              'terms': terms})))
 
 
-def main(args=None):
-    run(lambda: RewardMonitor(), args)
+def main(args=None) -> int:
+    return run(lambda: RewardMonitor(), args, name='reward_monitor')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
