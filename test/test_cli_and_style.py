@@ -15,7 +15,7 @@ from ilrl_testing import REPO
 
 SUBCOMMANDS = [[], ['demo'], ['sim'], ['convert'], ['train'], ['train', 'bc'], ['train', 'rwr'],
                ['train', 'awr'], ['evaluate'], ['info'], ['collect'], ['dagger'], ['export'],
-               ['import']]
+               ['import'], ['bag'], ['bag', 'reindex']]
 
 
 def _ilrl(*args, check=True):

@@ -270,7 +270,9 @@ def round_trip(tmp_path, network, spec, algorithm):
     with torch.no_grad():
         expected = network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
     acted = np.array([loaded.act(o) for o in obs])
-    np.testing.assert_allclose(acted, expected, atol=1e-6)
+    # One row at a time against a batch of 50: float32 kernels may sum in another order
+    # (weights scaled by 20 put the pre-activations near 100), so allow float32 rounding.
+    np.testing.assert_allclose(acted, expected, rtol=1e-5, atol=1e-5)
     assert np.all(acted >= spec.action.low) and np.all(acted <= spec.action.high)
     return loaded, acted
 
