@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -25,7 +26,7 @@ from std_msgs.msg import Float64MultiArray
 from ilrl_ros import qos
 from ilrl_ros.messages import ns_to_stamp
 from ilrl_ros.nodes.common import Spinner
-from ilrl_testing import constant_checkpoint, node_process, ros_context
+from ilrl_testing import constant_checkpoint, node_process, REPO, ros_context
 
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 KINDS = ('SIGINT', 'SIGTERM', 'SIGINT twice')
@@ -158,3 +159,43 @@ def test_stop_signals_at_random_moments_end_every_node_cleanly_after_zero(tmp_pa
         '\n'.join(problems)
     # The trials must have caught the drivers while they were commanding, not only before.
     assert driving >= 18, f'only {driving} trials saw their node drive before the signal'
+
+
+def test_ilrl_sim_stops_on_sigterm_like_sigint_with_zero_and_a_finished_bag(tmp_path):
+    """`ilrl sim` used to die on SIGTERM (rc 143) and leave its recording without a footer."""
+    checkpoint = constant_checkpoint(tmp_path / 'constant', 'pendulum', 1.5)
+    context = ros_context()
+    bench = Bench(context)
+    bench.listen('effort_controller/commands')
+    spinner = Spinner([bench], context=context).start()
+    log_path = tmp_path / 'sim.log'
+    process = None
+    try:
+        with open(log_path, 'wb') as log:
+            process = subprocess.Popen(
+                [sys.executable, '-m', 'ilrl_ros.cli', 'sim', '--task', 'pendulum',
+                 '--checkpoint', str(checkpoint), '--robot-mode', 'free_run', '--record',
+                 '--bag-dir', str(tmp_path / 'bags'), '--bag-name', 'sim'],
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(os.environ, PYTHONPATH=str(REPO)))
+            sent = bench.commands['effort_controller/commands']
+            deadline = time.monotonic() + 60
+            while not any(map(any, sent)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert any(map(any, sent)), 'the policy never drove'
+            time.sleep(1.0)
+            process.send_signal(signal.SIGTERM)
+            status = process.wait(timeout=30)
+        time.sleep(0.3)
+    finally:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        spinner.shutdown()
+        bench.destroy_node()
+        context.try_shutdown()
+    output = log_path.read_text(errors='replace')
+    assert status == 0, output[-2000:]
+    assert 'Traceback' not in output, output[-2000:]
+    assert not any(sent[-1]), f'last command {sent[-1]}'
+    (mcap,) = (tmp_path / 'bags' / 'sim').glob('*.mcap')
+    assert mcap.read_bytes()[-8:] == MCAP_MAGIC
