@@ -4,7 +4,6 @@ The only place that knows both sides: nodes, the bag converter and the mock robo
 through it, so a message means the same numbers everywhere.
 """
 
-import importlib
 import math
 import sys
 
@@ -13,20 +12,11 @@ from geometry_msgs.msg import Twist, TwistStamped
 import numpy as np
 from std_msgs.msg import Float64MultiArray
 
+from ilrl_ros.bag.schema import message_class
 from ilrl_ros.core.observation import MAX_ABS_VALUE, ObservationError
 from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
                                     READING_TYPES, ScanReading)
 from ilrl_ros.core.spec import ActionSpec
-
-
-def message_class(type_name: str):
-    """Import a message class from its ROS type name, e.g. ``sensor_msgs/msg/LaserScan``."""
-    try:
-        package, kind, name = type_name.split('/')
-        return getattr(importlib.import_module(f'{package}.{kind}'), name)
-    except (ValueError, ImportError, AttributeError):
-        raise ValueError(f'message type {type_name!r} cannot be imported; expected '
-                         f'"package/msg/Name" of an installed interface package') from None
 
 
 def stamp_to_ns(stamp) -> int:

@@ -24,6 +24,7 @@ from std_msgs.msg import String
 import yaml
 
 from ilrl_ros import bag as bag_module
+from ilrl_ros.bag import mcap_reader, schema as bag_schema
 from ilrl_ros.bag import (
     BagError,
     BagWriter,
@@ -265,7 +266,7 @@ def test_closed_bags_are_read_through_their_index(tmp_path, monkeypatch):
     def no_scan(*args, **kwargs):
         raise AssertionError('a closed bag should not need a full scan')
 
-    monkeypatch.setattr(bag_module._McapFile, '_walk', no_scan)
+    monkeypatch.setattr(mcap_reader.McapFile, '_walk', no_scan)
     reader = open_bag(tmp_path / 'indexed')
     assert reader.message_count == 10 and len(list(reader.messages())) == 10
 
@@ -298,7 +299,7 @@ def test_message_definition_is_the_rosbag2_concatenation():
 
 
 def test_definition_rebuilt_from_python_class_when_no_msg_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(bag_module, 'find_interface_file', lambda *args, **kwargs: None)
+    monkeypatch.setattr(bag_schema, 'find_interface_file', lambda *args, **kwargs: None)
     bag_module.message_definition.cache_clear()
     try:
         text = message_definition('nav_msgs/msg/Odometry')
