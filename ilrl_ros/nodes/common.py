@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.duration import Duration
 from rclpy.executors import (ExternalShutdownException, ShutdownException,
@@ -19,29 +19,25 @@ from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationError
 from ilrl_ros.core.spec import load_spec, TaskSpec
 from ilrl_ros.messages import message_class, reading_from_message
+from ilrl_ros.nodes.params import declare_params, Param
 
 
-def declare(node: Node, name: str, default, description: str, read_only: bool = False):
-    """Declare a parameter with a default and a description; return its value."""
-    descriptor = ParameterDescriptor(description=description, read_only=read_only)
-    return node.declare_parameter(name, default, descriptor).value
+TASK = Param('task', 'track_follow', 'Task spec: a bundled task name (track_follow, '
+             'track_follow_camera, pendulum) or a YAML path.')
+SYNC_TOLERANCE = Param(
+    'sync_tolerance_s', -1.0, 'Stamps of the inputs that form one observation must agree to '
+    "within this many seconds (a real robot's scan and odometry are not stamped together); "
+    "negative: the task spec's observation.sync_tolerance_s.", low=-1.0, high=86400.0)
 
 
 def declare_task(node: Node) -> TaskSpec:
     """Declare the ``task`` parameter and load its spec (a bad one raises ``SpecError``)."""
-    task = declare(node, 'task', 'track_follow',
-                   'Task spec: a bundled task name (track_follow, track_follow_camera, '
-                   'pendulum) or a YAML path.',
-                   read_only=True)
-    return load_spec(task)
+    return load_spec(declare_params(node, (TASK,))['task'])
 
 
 def declare_sync_tolerance(node: Node) -> float:
     """Declare ``sync_tolerance_s``: how far apart the stamps of one observation may be."""
-    return declare(node, 'sync_tolerance_s', -1.0, 'Stamps of the inputs that form one '
-                   "observation must agree to within this many seconds (a real robot's "
-                   "scan and odometry are not stamped together); negative: the task spec's "
-                   'observation.sync_tolerance_s.', read_only=True)
+    return declare_params(node, (SYNC_TOLERANCE,))['sync_tolerance_s']
 
 
 def refuse(reason: str) -> SetParametersResult:
@@ -73,6 +69,8 @@ class SafeNode(Node):
         self.fault_count = 0
         self.last_fault = ''
         self.stopping = False
+        self._parameter_checks = []
+        self._on_set_callbacks = []
         super().__init__(node_name, **kwargs)
 
     # What nodes that drive the robot override ---------------------------------------------
@@ -156,9 +154,38 @@ class SafeNode(Node):
                                             default=_failed_response), **kwargs)
 
     def add_on_set_parameters_callback(self, callback) -> None:
-        super().add_on_set_parameters_callback(self._guard(
+        """Validate every parameter change with ``callback`` (no side effects: see post-set).
+
+        Callbacks run in the order they were added, after the schema checks
+        (``add_parameter_check``); the first refusal ends the change and nothing is set.
+        """
+        self._on_set_callbacks.append(self._guard(
             f'parameter callback {_name_of(callback)}', callback,
             default=lambda error, *_: refuse(f'{type(error).__name__}: {error}')))
+        self._dispatch_parameter_changes()
+
+    def add_parameter_check(self, check) -> None:
+        """Check every parameter change against a schema before the node's own callbacks."""
+        self._parameter_checks.append(self._guard(
+            f'parameter check {_name_of(check)}', check,
+            default=lambda error, *_: refuse(f'{type(error).__name__}: {error}')))
+        self._dispatch_parameter_changes()
+
+    def add_post_set_parameters_callback(self, callback) -> None:
+        """Apply accepted parameter changes with ``callback``, behind the barrier."""
+        super().add_post_set_parameters_callback(
+            self._guard(f'parameter update {_name_of(callback)}', callback))
+
+    def _dispatch_parameter_changes(self) -> None:
+        if len(self._parameter_checks) + len(self._on_set_callbacks) == 1:
+            super().add_on_set_parameters_callback(self._on_set_parameters_in_order)
+
+    def _on_set_parameters_in_order(self, parameters) -> SetParametersResult:
+        for callback in (*self._parameter_checks, *self._on_set_callbacks):
+            result = callback(parameters)
+            if not result.successful:
+                return result
+        return accept()
 
 
 def _name_of(callback) -> str:

@@ -39,6 +39,7 @@ from std_srvs.srv import Trigger
 
 from ilrl_ros.bag import BagError, BagWriter, message_class, qos_profiles_yaml
 from ilrl_ros.nodes.common import run, SafeNode
+from ilrl_ros.nodes.params import declare_params, Param
 from ilrl_ros.qos import LATCHED
 
 # Deep enough that a flush (fsync) stalling the executor does not drop messages from a
@@ -121,6 +122,18 @@ class _Recorded:
     qos: QoSProfile
 
 
+# The recorder's parameters besides ``topics`` (a string array, declared on its own).
+PARAMETERS = (
+    Param('output_dir', 'bags', 'Directory that receives one bag directory per recording.'),
+    Param('bag_name', '', 'Bag directory name; empty means demo_<UTC timestamp>.'),
+    Param('flush_interval_s', 1.0, 'Seconds between flushes to disk: the most a killed '
+          'recorder can lose.', low=0.01, high=3600.0),
+    Param('autostart', True, 'Start recording at start-up instead of waiting for ~/start.'),
+    Param('discovery_period_s', 0.5, 'Seconds between looks at the ROS graph for topics not '
+          'yet advertised.', low=0.01, high=3600.0),
+)
+
+
 class DemoRecorder(SafeNode):
     """Record the configured topics, serialized, into one bag per start/stop cycle."""
 
@@ -156,34 +169,14 @@ class DemoRecorder(SafeNode):
     # -- parameters ---------------------------------------------------------------------------
 
     def _read_parameters(self) -> RecorderConfig:
-        def describe(text: str) -> ParameterDescriptor:
-            return ParameterDescriptor(description=text)
-
-        # An empty list cannot carry the string-array type, so declare the type and then set
-        # the empty default explicitly.
-        self.declare_parameter('topics', Parameter.Type.STRING_ARRAY, describe(
-            'Topics to record; relative names are resolved in the node namespace.'))
-        if self.get_parameter_or('topics', None).value is None:
-            self.set_parameters([Parameter('topics', Parameter.Type.STRING_ARRAY, [])])
-        self.declare_parameter('output_dir', 'bags', describe(
-            'Directory that receives one bag directory per recording.'))
-        self.declare_parameter('bag_name', '', describe(
-            'Bag directory name; empty means demo_<UTC timestamp>.'))
-        self.declare_parameter('flush_interval_s', 1.0, describe(
-            'Seconds between flushes to disk: the most a killed recorder can lose.'))
-        self.declare_parameter('autostart', True, describe(
-            'Start recording at start-up instead of waiting for ~/start.'))
-        self.declare_parameter('discovery_period_s', 0.5, describe(
-            'Seconds between looks at the ROS graph for topics not yet advertised.'))
-        value = self.get_parameter_or('topics', None).value
-        return RecorderConfig(
-            topics=tuple(value or ()),
-            output_dir=self.get_parameter('output_dir').value,
-            bag_name=self.get_parameter('bag_name').value,
-            flush_interval_s=float(self.get_parameter('flush_interval_s').value),
-            autostart=self.get_parameter('autostart').value,
-            discovery_period_s=float(self.get_parameter('discovery_period_s').value),
-        )
+        # An empty list cannot carry the string-array type: declare the type with no default
+        # (unset reads as None, refused below as "no topics").
+        self.declare_parameter('topics', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+            description='Topics to record; relative names are resolved in the node namespace.',
+            read_only=True))
+        values = declare_params(self, PARAMETERS)
+        return RecorderConfig(topics=tuple(self.get_parameter_or('topics', None).value or ()),
+                              **values)
 
     def _resolve_topics(self, topics: Sequence[str]) -> tuple[str, ...]:
         try:

@@ -23,16 +23,29 @@ from ilrl_ros import qos
 from ilrl_ros.core.episode import EpisodeResult, make_world, RewardFunction, Termination
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.messages import action_from_message, action_message_class
-from ilrl_ros.nodes.common import (declare, declare_sync_tolerance, declare_task, run, SafeNode,
+from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SafeNode,
                                    SourceSubscriptions)
+from ilrl_ros.nodes.params import declare_params, Param
 
 WAITING, RUNNING, RESETTING = 'waiting', 'running', 'resetting'
 ABORTED = 'aborted'
 
 
+PARAMETERS = (
+    Param('reset_service', 'mock_robot/reset', 'std_srvs/Trigger service that resets the '
+          'robot; empty: wait for an operator to call ~/confirm_reset.'),
+    Param('max_episodes', 0, 'Stop after this many episodes (no reset after the last); 0: no '
+          'limit.', low=0, high=10**9),
+    Param('policy_status_topic', 'policy/status', 'Latched policy status, to label results '
+          'with the checkpoint that ran.'),
+    Param('reset_on_start', True, 'Reset the robot before the first episode, so it starts from '
+          'a known state rather than wherever the robot was when this node came up.'),
+)
+
+
 @dataclass(frozen=True)
 class EpisodeManagerParams:
-    """The episode manager's parameters."""
+    """The episode manager's parameters (PARAMETERS, by name)."""
 
     reset_service: str
     max_episodes: int
@@ -46,19 +59,7 @@ class EpisodeManager(SafeNode):
     def __init__(self, **kwargs):
         super().__init__('episode_manager', **kwargs)
         self.spec = declare_task(self)
-        self.params = EpisodeManagerParams(
-            reset_service=declare(self, 'reset_service', 'mock_robot/reset', 'std_srvs/Trigger '
-                                  'service that resets the robot; empty: wait for an operator '
-                                  'to call ~/confirm_reset.', True),
-            max_episodes=declare(self, 'max_episodes', 0, 'Stop after this many episodes '
-                                 '(no reset after the last); 0: no limit.', True),
-            policy_status_topic=declare(self, 'policy_status_topic', 'policy/status',
-                                        'Latched policy status, to label results with the '
-                                        'checkpoint that ran.', True),
-            reset_on_start=declare(self, 'reset_on_start', True, 'Reset the robot before the '
-                                   'first episode, so it starts from a known state rather '
-                                   'than wherever the robot was when this node came up.',
-                                   True))
+        self.params = EpisodeManagerParams(**declare_params(self, PARAMETERS))
         world = make_world(self.spec)
         self.reward = RewardFunction(self.spec, world)
         self.termination = Termination(self.spec, world)

@@ -22,8 +22,9 @@ from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.rollouts import noise_factor
 from ilrl_ros.core.tasks import make_expert
 from ilrl_ros.messages import action_message, action_message_class
-from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
-                                   run, SafeNode, SourceSubscriptions)
+from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
+                                   SafeNode, SourceSubscriptions)
+from ilrl_ros.nodes.params import declare_params, Param
 
 
 def noise_std_factor(value, action_size: int):
@@ -47,18 +48,25 @@ def noise_std_factor(value, action_size: int):
     return noise_factor(value, action_size)
 
 
+PARAMETERS = (
+    Param('drive', False, "Also publish on the robot's command topic (drive the robot). Can be "
+          'changed at runtime.', read_only=False),
+    Param('frame_id', 'base_link', 'frame_id of stamped commands.'),
+    Param('noise_seed', 0, 'Seed of the DART noise generator.', low=0, high=2**63 - 1),
+)
+# noise_std is declared on its own: one number or one per action field (dynamic type), checked
+# by noise_std_factor.
+
+
 class Expert(SafeNode):
     """Publish the expert's action for the current state; see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__('expert', **kwargs)
         self.spec = declare_task(self)
-        self.drive = declare(self, 'drive', False, "Also publish on the robot's command topic "
-                             '(drive the robot). Can be changed at runtime.')
-        self.frame_id = declare(self, 'frame_id', 'base_link', 'frame_id of stamped commands.',
-                                read_only=True)
-        seed = declare(self, 'noise_seed', 0, 'Seed of the DART noise generator.',
-                       read_only=True)
+        values = declare_params(self, PARAMETERS)
+        self.drive, self.frame_id = values['drive'], values['frame_id']
+        seed = values['noise_seed']
         noise = self.declare_parameter('noise_std', 0.0, ParameterDescriptor(
             description='DART: standard deviation of Gaussian noise added to the command the '
             'expert drives with (one number, or one per action field); the label on '

@@ -17,7 +17,6 @@ nodes run with ``use_sim_time:=true`` at whatever speed the simulator goes.
 
 from dataclasses import dataclass
 import json
-import math
 import sys
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -30,15 +29,35 @@ from ilrl_ros.core.tasks import make_env
 from ilrl_ros.messages import (action_from_message, action_message_class,
                                message_class, message_from_reading, ns_to_stamp,
                                stamp_to_ns)
-from ilrl_ros.nodes.common import declare, declare_task, run, SafeNode, StatusPublisher
+from ilrl_ros.nodes.common import declare_task, run, SafeNode, StatusPublisher
+from ilrl_ros.nodes.params import declare_params, Param
 
 MODES = ('free_run', 'lock_step')
 CLOCKS = ('sim', 'wall')
 
 
+PARAMETERS = (
+    Param('mode', 'free_run', 'free_run: physics on a timer; lock_step: one physics step per '
+          'command, for deterministic runs.', choices=MODES),
+    Param('clock', 'sim', 'sim: stamps are simulation time and /clock is published (run the '
+          "others with use_sim_time); wall: stamps are this node's clock.", choices=CLOCKS),
+    Param('real_time_factor', 1.0, 'free_run speed: simulated seconds per wall-clock second.',
+          low=0.001, high=1000.0),
+    Param('seed', 0, 'Seed of the start-state sequence; episode k starts from seed + k.',
+          low=0, high=2**31 - 1),
+    Param('cmd_timeout_s', 0.5, 'free_run: a command older than this (simulated seconds) is '
+          'replaced by zero.', low=0.001, high=1000.0),
+    Param('lock_step_timeout_s', 0.5, 'lock_step: republish the sensors if no command came '
+          'within this many wall-clock seconds.', low=0.001, high=1000.0),
+    Param('odom_frame', 'odom', 'Odometry header frame.'),
+    Param('base_frame', 'base_link', 'Robot body frame.'),
+    Param('scan_frame', 'base_scan', 'LaserScan frame.'),
+)
+
+
 @dataclass(frozen=True)
 class MockRobotParams:
-    """The mock robot's parameters."""
+    """The mock robot's parameters (PARAMETERS, by name)."""
 
     mode: str
     clock: str
@@ -57,35 +76,7 @@ class MockRobot(SafeNode):
     def __init__(self, **kwargs):
         super().__init__('mock_robot', **kwargs)
         self.spec = declare_task(self)
-        self.params = MockRobotParams(
-            mode=declare(self, 'mode', 'free_run', 'free_run: physics on a timer; lock_step: '
-                         'one physics step per command, for deterministic runs.', True),
-            clock=declare(self, 'clock', 'sim', 'sim: stamps are simulation time and /clock '
-                          'is published (run the others with use_sim_time); wall: stamps are '
-                          "this node's clock.", True),
-            real_time_factor=declare(self, 'real_time_factor', 1.0, 'free_run speed: '
-                                     'simulated seconds per wall-clock second.', True),
-            seed=declare(self, 'seed', 0, 'Seed of the start-state sequence; episode k '
-                         'starts from seed + k.', True),
-            cmd_timeout_s=declare(self, 'cmd_timeout_s', 0.5, 'free_run: a command older '
-                                  'than this (simulated seconds) is replaced by zero.', True),
-            lock_step_timeout_s=declare(self, 'lock_step_timeout_s', 0.5, 'lock_step: '
-                                        'republish the sensors if no command came within '
-                                        'this many wall-clock seconds.', True),
-            odom_frame=declare(self, 'odom_frame', 'odom', 'Odometry header frame.', True),
-            base_frame=declare(self, 'base_frame', 'base_link', 'Robot body frame.', True),
-            scan_frame=declare(self, 'scan_frame', 'base_scan', 'LaserScan frame.', True))
-        if self.params.mode not in MODES:
-            raise ValueError(f'parameter mode is {self.params.mode!r}; expected one of {MODES}')
-        if self.params.clock not in CLOCKS:
-            raise ValueError(f'parameter clock is {self.params.clock!r}; expected one of '
-                             f'{CLOCKS}')
-        for name in ('real_time_factor', 'cmd_timeout_s', 'lock_step_timeout_s'):
-            value = getattr(self.params, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)
-                    and 0.0 < value <= 1000.0):
-                raise ValueError(f'parameter {name} is {value!r}; expected a number in '
-                                 f'(0, 1000]')
+        self.params = MockRobotParams(**declare_params(self, PARAMETERS))
         self.env = make_env(self.spec)
         self.episode = 0
         self.steps = 0

@@ -10,7 +10,6 @@ policy keeps running.
 """
 
 from dataclasses import dataclass
-import math
 import sys
 
 import numpy as np
@@ -21,8 +20,9 @@ from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
 from ilrl_ros.messages import action_message, action_message_class
-from ilrl_ros.nodes.common import (accept, declare, declare_sync_tolerance, declare_task, refuse,
-                                   run, SafeNode, SourceSubscriptions, StatusPublisher)
+from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
+                                   SafeNode, SourceSubscriptions, StatusPublisher)
+from ilrl_ros.nodes.params import declare_params, Param
 
 MODES = ('timer', 'event')
 # Control rates the node can keep: a tick period from 10 s down to 0.1 ms.
@@ -54,9 +54,25 @@ def _without_node_rename(argv: list) -> list:
     return out
 
 
+PARAMETERS = (
+    Param('mode', 'timer', 'timer: act at control_rate_hz on the newest observation; event: '
+          'act on every new synchronised observation.', choices=MODES),
+    Param('control_rate_hz', 0.0, "Control rate in timer mode (and the watchdog rate); 0 takes "
+          "the task spec's rate.", low=RATE_LIMITS_HZ[0], high=RATE_LIMITS_HZ[1], also=(0.0,)),
+    Param('max_observation_age_s', 0.0, 'An input older than this is stale and the robot is '
+          "sent zero; 0 takes the spec's observation.max_age_s.", low=0.001, high=3600.0,
+          also=(0.0,)),
+    Param('frame_id', 'base_link', 'frame_id of stamped commands.'),
+    Param('status_period_s', 1.0, 'Period of ~/status.', low=0.01, high=3600.0),
+    Param('checkpoint', '', 'Checkpoint folder to run. Set it at runtime to swap policies; a '
+          'bad or mismatched checkpoint is refused and the running one kept. Empty: command '
+          'nothing.', read_only=False),
+)
+
+
 @dataclass(frozen=True)
 class PolicyParams:
-    """The policy node's start-up parameters."""
+    """The policy node's start-up parameters, with the task spec's values filled in."""
 
     mode: str
     rate_hz: float
@@ -65,43 +81,17 @@ class PolicyParams:
     status_period_s: float
 
 
-def check_params(params: PolicyParams) -> None:
-    """Refuse start-up parameters the control loop cannot run, naming the parameter."""
-    if params.mode not in MODES:
-        raise ValueError(f'parameter mode is {params.mode!r}; expected one of {MODES}')
-    low, high = RATE_LIMITS_HZ
-    if not (isinstance(params.rate_hz, (int, float)) and math.isfinite(params.rate_hz)
-            and low <= params.rate_hz <= high):
-        raise ValueError(f'parameter control_rate_hz is {params.rate_hz!r}; expected a rate '
-                         f"from {low:g} to {high:g} Hz (or 0 for the task spec's)")
-    for name, value in (('max_observation_age_s', params.max_age_s),
-                        ('status_period_s', params.status_period_s)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 3600):
-            raise ValueError(f'parameter {name} is {value!r}; expected seconds in (0, 3600]')
-
-
 class Policy(SafeNode):
     """Run a checkpoint in the loop; see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__('policy', **kwargs)
         self.spec = declare_task(self)
+        values = declare_params(self, PARAMETERS)
         self.params = PolicyParams(
-            mode=declare(self, 'mode', 'timer', 'timer: act at control_rate_hz on the newest '
-                         'observation; event: act on every new synchronised observation.',
-                         read_only=True),
-            rate_hz=declare(self, 'control_rate_hz', 0.0, 'Control rate in timer mode (and '
-                            "the watchdog rate); 0 takes the task spec's rate.",
-                            read_only=True) or self.spec.control_rate_hz,
-            max_age_s=declare(self, 'max_observation_age_s', 0.0, 'An input older than this '
-                              "is stale and the robot is sent zero; 0 takes the spec's "
-                              'observation.max_age_s.', read_only=True)
-            or self.spec.observation.max_age_s,
-            frame_id=declare(self, 'frame_id', 'base_link', 'frame_id of stamped commands.',
-                             read_only=True),
-            status_period_s=declare(self, 'status_period_s', 1.0, 'Period of ~/status.',
-                                    read_only=True))
-        check_params(self.params)
+            mode=values['mode'], rate_hz=values['control_rate_hz'] or self.spec.control_rate_hz,
+            max_age_s=values['max_observation_age_s'] or self.spec.observation.max_age_s,
+            frame_id=values['frame_id'], status_period_s=values['status_period_s'])
         # One thread for inference keeps latency flat and leaves cores to the robot.
         torch.set_num_threads(1)
         self._policy = None
@@ -140,17 +130,19 @@ class Policy(SafeNode):
         self.status = StatusPublisher(self)
         self.create_timer(self.params.status_period_s, self._publish_status)
 
-        checkpoint = declare(self, 'checkpoint', '', 'Checkpoint folder to run. Set it at '
-                             'runtime to swap policies; a bad or mismatched checkpoint is '
-                             'refused and the running one kept. Empty: command nothing.')
+        # A checkpoint is loaded and verified when it is set (on-set: a refusal changes
+        # nothing) and swapped in once the parameter holds it (post-set).
+        self._staged = None
+        checkpoint = values['checkpoint']
         if checkpoint:
             try:
-                self._swap(checkpoint)
+                self._activate(load_checkpoint(checkpoint, expected_spec=self.spec))
             except Exception as error:  # noqa: BLE001 - any failure: start idle, say why
                 self._counts['refused'] += 1
                 self._note_error(f'start-up checkpoint refused, starting idle: '
                                  f'{_reason(error)}')
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._after_set_parameters)
         self.get_logger().info(
             f'policy for task {self.spec.name!r}: {self.params.mode} mode at '
             f'{self.params.rate_hz:g} Hz, commanding {self.spec.action.message_type} on '
@@ -159,8 +151,7 @@ class Policy(SafeNode):
 
     # Checkpoints ---------------------------------------------------------------------------
 
-    def _swap(self, path: str) -> None:
-        loaded = load_checkpoint(path, expected_spec=self.spec)
+    def _activate(self, loaded) -> None:
         # The control callbacks read self._policy once per tick: assigning it is the swap.
         self._policy = loaded
         # A lock-step robot waits for a command before it publishes again: answer the
@@ -171,26 +162,33 @@ class Policy(SafeNode):
                                f'({loaded.manifest["algorithm"]})')
 
     def _on_set_parameters(self, parameters):
+        """Validate: load and verify a new checkpoint, off the control path; swap nothing."""
         for parameter in parameters:
-            if parameter.name != 'checkpoint':
-                continue
-            path = parameter.value
-            if not isinstance(path, str):
-                return refuse('checkpoint must be a string path to a checkpoint folder')
-            if not path:
-                self._policy = None
-                self._send(self._zero, self._last_obs_stamp_ns or 0)
-                self.get_logger().info('checkpoint cleared: commanding nothing')
+            if parameter.name != 'checkpoint' or not parameter.value:
                 continue
             try:
-                self._swap(path)
+                loaded = load_checkpoint(parameter.value, expected_spec=self.spec)
             except Exception as error:  # noqa: BLE001 - any failure is a refusal
                 self._counts['refused'] += 1
                 self._note_error(f'refused checkpoint: {_reason(error)}')
                 self._publish_status()
                 return refuse(_reason(error))
-            self._publish_status()
+            self._staged = (parameter.value, loaded)
         return accept()
+
+    def _after_set_parameters(self, parameters) -> None:
+        """Apply: swap in the checkpoint verified in on-set, or clear it."""
+        for parameter in parameters:
+            if parameter.name != 'checkpoint':
+                continue
+            staged, self._staged = self._staged, None
+            if not parameter.value:
+                self._policy = None
+                self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+                self.get_logger().info('checkpoint cleared: commanding nothing')
+            elif staged is not None and staged[0] == parameter.value:
+                self._activate(staged[1])
+            self._publish_status()
 
     # Inputs --------------------------------------------------------------------------------
 
