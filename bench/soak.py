@@ -67,9 +67,14 @@ REPO = BENCH.parent
 # Set before rclpy is imported here or in any child: discovery stays on this machine.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
-# The ilrl_ros measured is this checkout's; loop_latency lends its process and CPU helpers.
+# The ilrl_ros measured is this checkout's; the latency benchmark lends its process and CPU
+# helpers (bench/latency/).
 sys.path[:0] = [str(REPO), str(BENCH)]
-import loop_latency  # noqa: E402
+from latency.bare import import_message  # noqa: E402
+from latency.driver import (Child, cpu_pressure_s, others_cpu_s, process_cpu_s,  # noqa: E402
+                            sensor_readings, VARIANTS)
+from latency.report import fmt  # noqa: E402
+from latency.sut import make_checkpoint, sut_command  # noqa: E402
 
 FLOOR_TOPIC = 'soak/floor'
 BAD_KINDS = ('corrupt weights', 'manifest not JSON', 'another task')
@@ -84,8 +89,6 @@ def log(text: str) -> None:
 def say(text: str) -> None:
     print(text, flush=True)
 
-
-fmt = loop_latency.fmt
 
 
 # Statistics: pure functions over the recorded samples --------------------------------------
@@ -165,7 +168,7 @@ def floor_main(rate_hz: float, type_name: str) -> int:
     signal.signal(signal.SIGTERM, interrupt)
     rclpy.init()
     node = rclpy.create_node('soak_floor')
-    message = loop_latency._import_message(type_name)()
+    message = import_message(type_name)()
     publisher = node.create_publisher(type(message), FLOOR_TOPIC, qos.COMMAND)
     node.create_timer(1.0 / rate_hz, lambda: publisher.publish(message))
     executor = SingleThreadedExecutor()
@@ -197,8 +200,8 @@ def make_feeder(spec, context, rate_hz: float):
                                         spec.sources[n].topic, qos.SENSOR) for n in names]
     # Built once, as the mock robot builds them; a tick only stamps them.
     variants = []
-    for k in range(loop_latency.VARIANTS):
-        readings = loop_latency.sensor_readings(spec, k)
+    for k in range(VARIANTS):
+        readings = sensor_readings(spec, k)
         variants.append([message_from_reading(readings[n], frame_id='base_scan')
                          for n in names])
     sent = [0]
@@ -253,8 +256,7 @@ def make_checkpoints(spec, work: Path, count: int, hidden: list) -> tuple:
     from ilrl_ros.core.checkpoint import MANIFEST, WEIGHTS
     from ilrl_ros.core.spec import load_spec
 
-    good = [loop_latency.make_checkpoint(spec, work / f'good{k}', hidden, k)
-            for k in range(count)]
+    good = [make_checkpoint(spec, work / f'good{k}', hidden, k) for k in range(count)]
     corrupt = shutil.copytree(good[0], work / 'bad_corrupt')
     weights = corrupt / WEIGHTS
     data = bytearray(weights.read_bytes())
@@ -264,7 +266,7 @@ def make_checkpoints(spec, work: Path, count: int, hidden: list) -> tuple:
     manifest = not_json / MANIFEST
     manifest.write_text(manifest.read_text()[:40])
     other = load_spec('track_follow' if spec.name == 'pendulum' else 'pendulum')
-    another = loop_latency.make_checkpoint(other, work / 'bad_task', [16], 0)
+    another = make_checkpoint(other, work / 'bad_task', [16], 0)
     return good, dict(zip(BAD_KINDS, (corrupt, not_json, another)))
 
 
@@ -307,11 +309,10 @@ class Soak:
             log(f'WARNING: {receiver.topic} already has a publisher on ROS_DOMAIN_ID '
                 f'{os.environ["ROS_DOMAIN_ID"]}: use another --domain-id')
         t0 = time.monotonic()
-        self.policy = loop_latency.Child(
-            loop_latency.sut_command('ilrl', task, self.good[0], None, 'timer', args.rate_hz),
-            work / 'policy.log')
+        self.policy = Child(sut_command('ilrl', task, self.good[0], None, 'timer', args.rate_hz),
+                            work / 'policy.log')
         if not args.no_floor:
-            self.floor = loop_latency.Child(
+            self.floor = Child(
                 [sys.executable, str(Path(__file__).resolve()), '--role', 'floor',
                  '--rate-hz', str(args.rate_hz), '--floor-type',
                  self.spec.action.message_type], work / 'floor.log')
@@ -332,12 +333,11 @@ class Soak:
 
     def _cpu(self) -> dict:
         children = [c for c in (self.policy, self.floor) if c]
-        return {'t': time.monotonic(), 'bench': loop_latency.process_cpu_s(os.getpid()),
-                'policy': loop_latency.process_cpu_s(self.policy.pid),
-                'floor': loop_latency.process_cpu_s(self.floor.pid) if self.floor else None,
-                'others': loop_latency.others_cpu_s({os.getpid()}
-                                                    | {c.pid for c in children}),
-                'pressure': loop_latency.cpu_pressure_s()}
+        return {'t': time.monotonic(), 'bench': process_cpu_s(os.getpid()),
+                'policy': process_cpu_s(self.policy.pid),
+                'floor': process_cpu_s(self.floor.pid) if self.floor else None,
+                'others': others_cpu_s({os.getpid()} | {c.pid for c in children}),
+                'pressure': cpu_pressure_s()}
 
     def sample(self) -> None:
         self.rss.append((round(time.monotonic() - self.t_start, 3), rss_mb(self.policy.pid),
