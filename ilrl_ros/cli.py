@@ -43,21 +43,16 @@ def _progress(label: str):
 
 
 def cmd_sim(args) -> int:
-    from ilrl_ros.graph import Graph, GraphConfig
-    config = GraphConfig(task=args.task, checkpoint=args.checkpoint, robot=not args.no_robot,
-                         robot_mode=args.robot_mode, clock=args.clock,
-                         real_time_factor=args.real_time_factor, policy_mode=args.policy_mode,
-                         expert_drive=args.expert_drive, record=args.record,
-                         record_autostart=not args.record_no_autostart, bag_dir=args.bag_dir,
-                         bag_name=args.bag_name, seed=args.seed, max_episodes=args.episodes,
-                         record_topics=tuple(args.record_topic))
+    from ilrl_ros.graph import config_from_flags, Graph
+    config = config_from_flags(args)
     from ilrl_ros.nodes.common import StopSignals
     # SIGINT and SIGTERM alike: the nodes command zero and the recorder finishes its bag.
     signals = StopSignals()
     graph = Graph(config).start()
     manager = graph.nodes['episode_manager']
     try:
-        signals.wait(alive=lambda: not (args.episodes and len(manager.results) >= args.episodes
+        signals.wait(alive=lambda: not (config.max_episodes
+                                        and len(manager.results) >= config.max_episodes
                                         and manager.state != 'running'))
     finally:
         graph.close()
@@ -539,30 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Run mock_robot, observation, policy, reward_monitor, '
                        'episode_manager, expert (and demo_recorder) in one process, as '
                        'launch/sim.launch.py does in several. Ctrl-C stops it.')
-    p.add_argument('--task', default='track_follow', help='task name or spec YAML path')
-    p.add_argument('--checkpoint', default='', help='checkpoint for the policy node')
-    p.add_argument('--no-robot', action='store_true',
-                   help="no mock robot: run the loop against a real robot's topics")
-    p.add_argument('--robot-mode', choices=('lock_step', 'free_run'), default='lock_step',
-                   help='mock robot stepping (default: %(default)s)')
-    p.add_argument('--clock', choices=('sim', 'wall'), default='sim',
-                   help='sim: simulation time on /clock; wall: real time')
-    p.add_argument('--real-time-factor', type=float, default=1.0,
-                   help='free_run speed-up (default: %(default)s)')
-    p.add_argument('--policy-mode', choices=('event', 'timer'), default='event',
-                   help='policy node mode (default: %(default)s)')
-    p.add_argument('--expert-drive', action='store_true', help='the expert drives the robot')
-    p.add_argument('--record', action='store_true', help='run the demo recorder')
-    p.add_argument('--record-no-autostart', action='store_true',
-                   help='recorder waits for its ~/start service')
-    p.add_argument('--bag-dir', default='bags', help='where bags go (default: %(default)s)')
-    p.add_argument('--bag-name', default='', help='bag folder name (default: timestamped)')
-    p.add_argument('--record-topic', action='append', default=[], metavar='TOPIC',
-                   help="also record this topic (repeatable), e.g. a teleoperator's labels "
-                   'teleop/cmd_vel for `ilrl dagger --label-topic`')
-    p.add_argument('--seed', type=int, default=0, help='mock robot start-state seed')
-    p.add_argument('--episodes', type=int, default=0,
-                   help='stop after this many episodes and print them (default: run on)')
+    from ilrl_ros.graph import add_graph_flags
+    add_graph_flags(p)
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser('convert', help='bag -> demonstration dataset (.npz)',

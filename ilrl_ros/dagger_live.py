@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from ilrl_ros.graph import GraphConfig, sim_argv, truthy
 from ilrl_ros.graph_client import Operator, OperatorError
 
 DEFAULT_LABEL_TOPIC = 'expert/action'
@@ -386,14 +387,22 @@ def write_results(result: LiveDAggerResult, config: LiveDAggerConfig, seconds: f
     return table
 
 
+def dagger_graph(task: str, out: str, seed: int, label_topic: str, **graph) -> GraphConfig:
+    """The graph a live DAgger run drives.
+
+    The expert labels (it does not drive), the recorder waits for ~/start and writes under
+    ``out``/bags, and a teleoperator's label topic is recorded too.
+    """
+    return GraphConfig(
+        task=task, robot=True, policy_mode='event', expert=True, expert_drive=False,
+        record=True, record_autostart=False, bag_dir=str(Path(out) / 'bags'),
+        bag_name='recording', seed=seed,
+        record_topics=(label_topic,) if label_topic != DEFAULT_LABEL_TOPIC else (), **graph)
+
+
 def graph_arguments(config: LiveDAggerConfig) -> list:
     """``ilrl sim`` arguments of the graph a live DAgger run needs (``--graph``)."""
-    arguments = ['--task', config.task, '--record', '--record-no-autostart', '--bag-dir',
-                 str(Path(config.out) / 'bags'), '--bag-name', 'recording', '--seed',
-                 str(config.seed)]
-    if config.label_topic != DEFAULT_LABEL_TOPIC:
-        arguments += ['--record-topic', config.label_topic]
-    return arguments
+    return sim_argv(dagger_graph(config.task, config.out, config.seed, config.label_topic))
 
 
 def run_live_dagger(config: LiveDAggerConfig, start_graph: bool = False) -> int:
@@ -452,16 +461,11 @@ def dagger_command(task: str, rounds: int, episodes_per_round: int, label_topic:
 
 def launch_plan(arguments: dict):
     """(GraphConfig, driver command) of launch/dagger.launch.py from its arguments' text."""
-    from ilrl_ros.graph import GraphConfig, truthy
     # Absolute, so that the recorder and the driver agree whatever their working folders.
     out = str(Path(arguments['out_dir']).expanduser().resolve())
     label_topic = arguments['label_topic']
-    config = GraphConfig(
-        task=arguments['task'], robot=True, robot_mode=arguments['robot_mode'],
-        clock=arguments['clock'], policy_mode='event', expert=True, expert_drive=False,
-        record=True, record_autostart=False, bag_dir=str(Path(out) / 'bags'),
-        bag_name='recording', seed=int(arguments['seed']),
-        record_topics=(label_topic,) if label_topic != DEFAULT_LABEL_TOPIC else ())
+    config = dagger_graph(arguments['task'], out, int(arguments['seed']), label_topic,
+                          robot_mode=arguments['robot_mode'], clock=arguments['clock'])
     if not truthy(arguments.get('run_driver', 'true')):
         return config, None
     command = dagger_command(

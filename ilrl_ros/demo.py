@@ -17,13 +17,14 @@ import rclpy
 from ilrl_ros.cli import format_table, summarize, train_bc
 from ilrl_ros.convert import bag_to_dataset
 from ilrl_ros.core.spec import load_spec
+from ilrl_ros.graph import GraphConfig, sim_argv
 from ilrl_ros.graph_client import Operator, start_graph, stop_graph
 
 
 def _start_graph(out: Path, task: str, seed: int):
-    return start_graph(['--task', task, '--record', '--record-no-autostart', '--bag-dir',
-                        str(out / 'bags'), '--bag-name', 'demonstrations', '--seed', str(seed)],
-                       out / 'graph.log')
+    config = GraphConfig(task=task, record=True, record_autostart=False,
+                         bag_dir=str(out / 'bags'), bag_name='demonstrations', seed=seed)
+    return start_graph(sim_argv(config), out / 'graph.log')
 
 
 def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,

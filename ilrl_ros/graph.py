@@ -3,42 +3,160 @@
 ``launch/sim.launch.py`` starts the same nodes with the same parameters as separate
 processes; this module builds them in one process on one rclpy Context and spins them on a
 single-threaded executor per node. The nodes still talk through real DDS topics and services.
+``GraphConfig`` is the one description of the graph that both, and ``ilrl sim``, derive from.
 """
 
-from dataclasses import dataclass
-
-import rclpy
-from rclpy.parameter import Parameter
+from dataclasses import dataclass, field, fields
 
 from ilrl_ros.core.spec import load_spec
-from ilrl_ros.nodes.common import Spinner, stop_nodes
 
 # What a demonstration bag holds besides the task's own sources and command topic.
 EXTRA_RECORDED = ('expert/action', 'reward', 'reward/terms', 'return', 'episode/event',
                   'episode/result')
 
 
+def _described(help_text: str, *, flag: str = None, launch: bool = True, cli: bool = True,
+               choices: tuple = ()) -> dict:
+    """Metadata of a GraphConfig field.
+
+    Its help, its `ilrl sim` flag, whether launch files offer it as an argument (by the
+    field's name), and the values it may take.
+    """
+    return {'help': help_text, 'flag': flag, 'launch': launch, 'cli': cli, 'choices': choices}
+
+
 @dataclass
 class GraphConfig:
-    """Which nodes to run and how; mirrors the arguments of launch/sim.launch.py."""
+    """Which nodes to run and how: the one description of the graph.
 
-    task: str = 'track_follow'
-    checkpoint: str = ''
-    robot: bool = True
-    robot_mode: str = 'lock_step'
-    clock: str = 'sim'
-    real_time_factor: float = 1.0
-    policy_mode: str = 'event'
-    expert: bool = True
-    expert_drive: bool = False
-    record: bool = False
-    record_autostart: bool = True
-    bag_dir: str = 'bags'
-    bag_name: str = ''
-    seed: int = 0
-    max_episodes: int = 0
-    observation_node: bool = True
-    record_topics: tuple = ()
+    ``ilrl sim``'s flags (``add_graph_flags``), the launch files' arguments
+    (``launch_arguments``), the ``ilrl sim`` command lines that demo and DAgger build
+    (``sim_argv``) and the nodes' parameters (``node_parameters``) all derive from these
+    fields; adding an argument is adding a field here.
+    """
+
+    task: str = field(default='track_follow', metadata=_described(
+        'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'))
+    checkpoint: str = field(default='', metadata=_described(
+        'Checkpoint folder the policy starts with; empty: it commands nothing.'))
+    robot: bool = field(default=True, metadata=_described(
+        "No mock robot: run the loop against a real robot's topics.", flag='--no-robot',
+        launch=False))
+    robot_mode: str = field(default='lock_step', metadata=_described(
+        'Mock robot stepping: lock_step (deterministic) or free_run.',
+        choices=('lock_step', 'free_run')))
+    clock: str = field(default='sim', metadata=_described(
+        'sim: simulation time on /clock (use_sim_time); wall: real time.',
+        choices=('sim', 'wall')))
+    real_time_factor: float = field(default=1.0, metadata=_described(
+        'free_run speed: simulated seconds per wall second.'))
+    policy_mode: str = field(default='event', metadata=_described(
+        'Policy: event (each new observation) or timer (fixed rate).',
+        choices=('event', 'timer')))
+    expert: bool = field(default=True, metadata=_described(
+        'Run the expert node.', launch=False, cli=False))
+    expert_drive: bool = field(default=False, metadata=_described(
+        'The expert drives the robot (demonstrations).'))
+    record: bool = field(default=False, metadata=_described('Run demo_recorder on the task '
+                                                            'topics.'))
+    record_autostart: bool = field(default=True, metadata=_described(
+        'Whether the recorder starts at once; otherwise (--record-no-autostart, '
+        'record_autostart:=false) it waits for its ~/start service.',
+        flag='--record-no-autostart'))
+    bag_dir: str = field(default='bags', metadata=_described('Where the recorder writes bags.'))
+    bag_name: str = field(default='', metadata=_described(
+        'Bag folder name; empty: timestamped.', launch=False))
+    seed: int = field(default=0, metadata=_described('Start-state seed of the mock robot.'))
+    max_episodes: int = field(default=0, metadata=_described(
+        'Episodes to run: the episode manager stops resetting after this many, and `ilrl sim` '
+        'then prints their results and exits (0: run on).', flag='--episodes'))
+    observation_node: bool = field(default=True, metadata=_described(
+        'Run the observation node.', launch=False, cli=False))
+    record_topics: tuple = field(default=(), metadata=_described(
+        "Also record this topic (repeatable), e.g. a teleoperator's labels teleop/cmd_vel for "
+        '`ilrl dagger --label-topic`.', flag='--record-topic', launch=False))
+
+
+def _flag(spec) -> str:
+    return spec.metadata['flag'] or '--' + spec.name.replace('_', '-')
+
+
+def _graph_fields(kind: str) -> list:
+    return [spec for spec in fields(GraphConfig) if spec.metadata[kind]]
+
+
+def add_graph_flags(parser) -> None:
+    """Add a flag for every GraphConfig field `ilrl sim` offers, with its help."""
+    for spec in _graph_fields('cli'):
+        help_text = spec.metadata['help']
+        if spec.type is bool or isinstance(spec.default, bool):
+            # A flag says the opposite of a default that is on (--no-robot).
+            parser.add_argument(_flag(spec), dest=spec.name, help=help_text,
+                                action='store_false' if spec.default else 'store_true')
+        elif spec.default == ():
+            parser.add_argument(_flag(spec), dest=spec.name, help=help_text, action='append',
+                                default=[], metavar=spec.name.upper().rstrip('S'))
+        else:
+            parser.add_argument(_flag(spec), dest=spec.name, type=type(spec.default),
+                                default=spec.default, choices=spec.metadata['choices'] or None,
+                                help=f'{help_text} (default: %(default)s)' if spec.default != ''
+                                else help_text)
+
+
+def config_from_flags(args) -> 'GraphConfig':
+    """The GraphConfig that ``add_graph_flags``' flags describe."""
+    values = {spec.name: getattr(args, spec.name) for spec in _graph_fields('cli')}
+    values['record_topics'] = tuple(values.get('record_topics', ()))
+    return GraphConfig(**values)
+
+
+def sim_argv(config: 'GraphConfig') -> list:
+    """The ``ilrl sim`` arguments that run ``config`` (what differs from the defaults)."""
+    argv = []
+    for spec in _graph_fields('cli'):
+        value = getattr(config, spec.name)
+        if value == spec.default:
+            continue
+        if isinstance(spec.default, bool):
+            argv.append(_flag(spec))
+        elif spec.default == ():
+            for item in value:
+                argv += [_flag(spec), str(item)]
+        else:
+            argv += [_flag(spec), str(value)]
+    missing = [spec.name for spec in fields(GraphConfig)
+               if not spec.metadata['cli'] and getattr(config, spec.name) != spec.default]
+    if missing:
+        raise ValueError(f'`ilrl sim` has no flag for {", ".join(missing)}; it runs the '
+                         f'default for them')
+    return argv
+
+
+def launch_arguments(names=None, **defaults) -> list:
+    """(name, default text, description) of launch arguments, for DeclareLaunchArgument.
+
+    ``names`` default to every field launch files offer; ``defaults`` replace a field's.
+    """
+    specs = {spec.name: spec for spec in _graph_fields('launch')}
+    out = []
+    for name in names or specs:
+        spec = specs[name]
+        default = defaults.get(name, spec.default)
+        text = str(default).lower() if isinstance(default, bool) else str(default)
+        out.append((name, text, spec.metadata['help']))
+    return out
+
+
+def config_from_launch(values: dict, **fixed) -> 'GraphConfig':
+    """The GraphConfig of launch argument texts ``values``, with ``fixed`` fields set as given."""
+    config = {}
+    for spec in _graph_fields('launch'):
+        if spec.name not in values:
+            continue
+        text = values[spec.name]
+        kind = type(spec.default)
+        config[spec.name] = truthy(text) if kind is bool else kind(text)
+    return GraphConfig(**{**config, **fixed})
 
 
 def recorded_topics(task: str) -> list:
@@ -117,6 +235,12 @@ class Graph:
     """The nodes of a GraphConfig on one Context, each spun by its own executor thread."""
 
     def __init__(self, config: GraphConfig, context=None):
+        # rclpy and the nodes load here, not with the module: the graph's description above
+        # serves `ilrl --help` and the launch files without them.
+        import rclpy
+        from rclpy.parameter import Parameter
+
+        from ilrl_ros.nodes.common import Spinner
         self.config = config
         self._own_context = context is None
         self.context = context or rclpy.Context()
@@ -147,6 +271,9 @@ class Graph:
 
         The context goes last: the zero commands and the recorder's bag need it.
         """
+        import rclpy
+
+        from ilrl_ros.nodes.common import stop_nodes
         stop_nodes(list(self.nodes.values()), self.spinner)
         self.spinner = None
         self.nodes = {}

@@ -23,9 +23,13 @@ from launch.events import Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-ARGUMENTS = [
-    ('task', 'track_follow',
-     'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'),
+from ilrl_ros.dagger_live import launch_plan
+from ilrl_ros.graph import launch_arguments, launch_nodes
+
+# The arguments of the graph come from ilrl_ros.graph.GraphConfig; those of the driver are
+# this file's.
+GRAPH_ARGUMENTS = ('task', 'robot_mode', 'clock')
+DRIVER_ARGUMENTS = [
     ('rounds', '4', 'DAgger rounds, round 0 (expert demonstrations) included.'),
     ('episodes_per_round', '3', 'Finished episodes driven per round.'),
     ('schedule', 'ross', 'Beta schedule: ross (expert in round 0 only) or exponential.'),
@@ -39,18 +43,15 @@ ARGUMENTS = [
     ('eval_episodes', '3', 'Episodes of the final policy after the last round.'),
     ('out_dir', 'dagger_out', 'Output folder: bags, datasets, checkpoints, logs, results.'),
     ('seed', '0', 'Seed of the mock robot start states and of the driver.'),
-    ('robot_mode', 'lock_step', 'Mock robot stepping: lock_step (deterministic) or free_run.'),
-    ('clock', 'sim', 'sim: simulation time on /clock (use_sim_time); wall: real time.'),
     ('run_driver', 'true', 'false: start only the graph and run `ilrl dagger` yourself.'),
+]
+ARGUMENTS = launch_arguments(GRAPH_ARGUMENTS) + DRIVER_ARGUMENTS + [
     ('params_file', PathJoinSubstitution([FindPackageShare('ilrl_ros'), 'config', 'sim.yaml']),
      'Parameter YAML for the nodes; the arguments above override it.'),
 ]
 
 
 def _actions(context):
-    from ilrl_ros.dagger_live import launch_plan
-    from ilrl_ros.graph import launch_nodes
-
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     config, command = launch_plan(values)
     actions = launch_nodes(config, values['params_file'])

@@ -15,12 +15,13 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-ARGUMENTS = [
-    ('task', 'track_follow', 'Task spec: bundled name or YAML path; must match the robot.'),
-    ('checkpoint', '', 'Checkpoint folder the policy starts with; empty: it commands nothing.'),
-    ('policy_mode', 'timer', 'Policy: timer (fixed rate, for unsynchronised drivers) or event.'),
-    ('record', 'false', 'true: run demo_recorder (started by its ~/start service).'),
-    ('bag_dir', 'bags', 'Where the recorder writes bags.'),
+from ilrl_ros.graph import config_from_launch, launch_arguments, launch_nodes
+
+# The graph's arguments come from ilrl_ros.graph.GraphConfig (one description for every launch
+# file and `ilrl sim`); a real robot has no mock robot and no expert, and the recorder waits
+# for its ~/start service.
+ARGUMENTS = launch_arguments(('task', 'checkpoint', 'policy_mode', 'record', 'bag_dir'),
+                             policy_mode='timer') + [
     ('params_file', PathJoinSubstitution([FindPackageShare('ilrl_ros'), 'config',
                                           'turtlebot3.yaml']),
      'Parameter YAML for the nodes; the arguments above override it.'),
@@ -28,16 +29,9 @@ ARGUMENTS = [
 
 
 def _nodes(context):
-    from ilrl_ros.graph import GraphConfig, launch_nodes, truthy
-
-    def arg(name):
-        return LaunchConfiguration(name).perform(context)
-
-    config = GraphConfig(task=arg('task'), checkpoint=arg('checkpoint'), robot=False,
-                         policy_mode=arg('policy_mode'), expert=False,
-                         record=truthy(arg('record')), record_autostart=False,
-                         bag_dir=arg('bag_dir'))
-    return launch_nodes(config, arg('params_file'))
+    values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    config = config_from_launch(values, robot=False, expert=False, record_autostart=False)
+    return launch_nodes(config, values['params_file'])
 
 
 def generate_launch_description():

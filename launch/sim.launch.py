@@ -17,39 +17,20 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-ARGUMENTS = [
-    ('task', 'track_follow',
-     'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'),
-    ('checkpoint', '', 'Checkpoint folder the policy starts with; empty: it commands nothing.'),
-    ('robot_mode', 'lock_step', 'Mock robot stepping: lock_step (deterministic) or free_run.'),
-    ('clock', 'sim', 'sim: simulation time on /clock (use_sim_time); wall: real time.'),
-    ('real_time_factor', '1.0', 'free_run speed: simulated seconds per wall second.'),
-    ('policy_mode', 'event', 'Policy: event (each new observation) or timer (fixed rate).'),
-    ('expert_drive', 'false', 'true: the expert drives the robot (demonstrations).'),
-    ('record', 'false', 'true: run demo_recorder on the task topics.'),
-    ('record_autostart', 'true', 'false: the recorder waits for ~/start.'),
-    ('bag_dir', 'bags', 'Where the recorder writes bags.'),
-    ('seed', '0', 'Start-state seed of the mock robot.'),
-    ('max_episodes', '0', 'Episode manager stops resetting after this many (0: never).'),
+from ilrl_ros.graph import config_from_launch, launch_arguments, launch_nodes
+
+# The graph's arguments come from ilrl_ros.graph.GraphConfig (one description for this file,
+# robot.launch.py, dagger.launch.py and `ilrl sim`); only the parameter file is this file's.
+ARGUMENTS = launch_arguments() + [
     ('params_file', PathJoinSubstitution([FindPackageShare('ilrl_ros'), 'config', 'sim.yaml']),
      'Parameter YAML for the nodes; the arguments above override it.'),
 ]
 
 
 def _nodes(context):
-    from ilrl_ros.graph import GraphConfig, launch_nodes, truthy
-
-    def arg(name):
-        return LaunchConfiguration(name).perform(context)
-
-    config = GraphConfig(
-        task=arg('task'), checkpoint=arg('checkpoint'), robot=True,
-        robot_mode=arg('robot_mode'), clock=arg('clock'),
-        real_time_factor=float(arg('real_time_factor')), policy_mode=arg('policy_mode'),
-        expert=True, expert_drive=truthy(arg('expert_drive')), record=truthy(arg('record')),
-        record_autostart=truthy(arg('record_autostart')), bag_dir=arg('bag_dir'),
-        seed=int(arg('seed')), max_episodes=int(arg('max_episodes')))
-    return launch_nodes(config, arg('params_file'))
+    values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    return launch_nodes(config_from_launch(values, robot=True, expert=True),
+                        values['params_file'])
 
 
 def generate_launch_description():

@@ -1,16 +1,19 @@
 """Launch and parameter files refer only to executables, files and parameters that exist."""
 
+import argparse
 import ast
 import importlib
 import importlib.util
 from pathlib import Path
 import re
 
+from hypothesis import given, strategies as st
 import pytest
 from rclpy.parameter import Parameter
 import yaml
 
-from ilrl_ros.graph import _node_class, GraphConfig, node_parameters
+from ilrl_ros.graph import (_node_class, add_graph_flags, config_from_flags, config_from_launch,
+                            GraphConfig, launch_arguments, node_parameters, sim_argv)
 from ilrl_testing import REPO, ros_context
 
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
@@ -30,19 +33,61 @@ def test_there_are_launch_files_for_sim_and_robot():
                                               'dagger.launch.py'}
 
 
-def _launch_arguments(path) -> dict:
-    """The launch file's ARGUMENTS as {name: (default or None, description)}."""
+def _literal(path, name: str):
+    """A module-level literal of a launch file (read without importing launch)."""
     tree = ast.parse(path.read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == 'ARGUMENTS':
-            out = {}
-            for entry in node.value.elts:
-                name, default, description = entry.elts
-                out[ast.literal_eval(name)] = (
-                    ast.literal_eval(default) if isinstance(default, ast.Constant) else None,
-                    ast.literal_eval(description))
-            return out
-    raise AssertionError(f'{path.name} has no ARGUMENTS list')
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == name:
+            return ast.literal_eval(node.value)
+    raise AssertionError(f'{path.name} has no {name}')
+
+
+def _dagger_launch_arguments() -> dict:
+    """dagger.launch.py's ARGUMENTS (but params_file) as {name: (default, description)}."""
+    path = REPO / 'launch' / 'dagger.launch.py'
+    entries = launch_arguments(_literal(path, 'GRAPH_ARGUMENTS')) + \
+        _literal(path, 'DRIVER_ARGUMENTS')
+    return {name: (default, text) for name, default, text in entries}
+
+
+def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
+    names = {name for name, _, _ in launch_arguments()}
+    assert names == {'task', 'checkpoint', 'robot_mode', 'clock', 'real_time_factor',
+                     'policy_mode', 'expert_drive', 'record', 'record_autostart', 'bag_dir',
+                     'seed', 'max_episodes'}
+    for path in LAUNCH_FILES:
+        assert 'launch_arguments(' in path.read_text(), path.name
+    parser = argparse.ArgumentParser()
+    add_graph_flags(parser)
+    assert config_from_flags(parser.parse_args([])) == GraphConfig()
+    config = config_from_launch({name: default for name, default, _ in launch_arguments()})
+    assert config == GraphConfig()
+
+
+configs = st.builds(
+    GraphConfig, task=st.sampled_from(['track_follow', 'pendulum', '/tmp/spec with space.yaml']),
+    checkpoint=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), max_size=20),
+    robot=st.booleans(), robot_mode=st.sampled_from(['lock_step', 'free_run']),
+    clock=st.sampled_from(['sim', 'wall']),
+    real_time_factor=st.floats(0.01, 100.0), policy_mode=st.sampled_from(['event', 'timer']),
+    expert_drive=st.booleans(), record=st.booleans(), record_autostart=st.booleans(),
+    bag_dir=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1,
+                    max_size=20).filter(lambda t: not t.startswith('-')),
+    seed=st.integers(0, 2**31 - 1), max_episodes=st.integers(0, 1000),
+    record_topics=st.lists(st.sampled_from(['teleop/cmd_vel', 'a/b']), max_size=2).map(tuple))
+
+
+@given(configs)
+def test_ilrl_sim_argv_round_trips_every_graph_config(config):
+    """What demo and DAgger pass to `ilrl sim` is exactly the graph they described."""
+    from ilrl_ros.cli import build_parser
+    args = build_parser().parse_args(['sim', *sim_argv(config)])
+    assert config_from_flags(args) == config
+
+
+def test_a_graph_ilrl_sim_cannot_run_is_refused():
+    with pytest.raises(ValueError, match='no flag for expert'):
+        sim_argv(GraphConfig(expert=False))
 
 
 def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
@@ -50,7 +95,7 @@ def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
     from ilrl_ros.cli import build_parser, cmd_dagger
     from ilrl_ros.dagger_live import launch_plan
 
-    arguments = _launch_arguments(REPO / 'launch' / 'dagger.launch.py')
+    arguments = _dagger_launch_arguments()
     assert all(text.strip() for _, text in arguments.values()), 'every argument is described'
     values = {name: default for name, (default, _) in arguments.items() if default is not None}
     config, command = launch_plan(values)
