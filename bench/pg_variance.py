@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from ilrl_ros.core.algorithms.actor_critic import ActorCritic
+    from ilrl_ros.core.algorithms.actor_critic import actor_critic_for_spaces
     from ilrl_ros.core.algorithms.reinforce import BASELINES, gradient_variances
 
     torch.set_num_threads(1)
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
         env_fn = env_factory(task)
         env = env_fn()
         torch.manual_seed(args.seed)
-        policy = ActorCritic.for_spaces(env.observation_space, env.action_space,
-                                        hidden=args.hidden)
+        policy = actor_critic_for_spaces(env.observation_space, env.action_space,
+                                         hidden=args.hidden)
         env.close()
         started = time.monotonic()
         results = gradient_variances(policy, env_fn, BASELINES, episodes=args.episodes,

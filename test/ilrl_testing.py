@@ -15,7 +15,7 @@ import torch
 
 from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import save_checkpoint
-from ilrl_ros.core.policies import MLPPolicy
+from ilrl_ros.core.networks import MLPPolicy
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.messages import action_from_message, action_message_class
 

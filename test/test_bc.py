@@ -16,7 +16,7 @@ from ilrl_ros.core.algorithms.bc import (
     train,
 )
 from ilrl_ros.core.data import DatasetError, Demonstrations, Normalizer
-from ilrl_ros.core.policies import MLPPolicy
+from ilrl_ros.core.networks import MLPPolicy
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.train_log import TrainingLog
 

@@ -16,10 +16,10 @@ from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint, save_chec
 from ilrl_ros.core.data import Demonstrations, Normalizer
 from ilrl_ros.core.envs import camera as cam
 from ilrl_ros.core.envs.track_geometry import Track
+from ilrl_ros.core.networks import build_policy, ConvPolicy, make_policy, MLPPolicy
+from ilrl_ros.core.networks.mlp import pooled_image_normalization
 from ilrl_ros.core.observation import (area_weights, extract_field, extract_observation,
                                        image_to_gray, ObservationError, resize_area)
-from ilrl_ros.core.policies import (build_policy, ConvPolicy, make_policy, MLPPolicy,
-                                    pooled_image_normalization)
 from ilrl_ros.core.readings import ImageReading
 from ilrl_ros.core.rl import torch_threads
 from ilrl_ros.core.spec import load_spec, parse_spec, spec_from_json, SpecError

@@ -19,7 +19,7 @@ from ilrl_ros.core.checkpoint import (
     WEIGHTS,
 )
 from ilrl_ros.core.data import Normalizer
-from ilrl_ros.core.policies import MLPPolicy
+from ilrl_ros.core.networks import MLPPolicy
 from ilrl_ros.core.spec import load_spec, parse_spec
 
 

@@ -37,7 +37,6 @@ import pytest
 import torch
 
 from ilrl_ros.core import checkpoint as checkpoint_module
-from ilrl_ros.core.algorithms.lqr import LinearFeedbackPolicy
 from ilrl_ros.core.checkpoint import (
     CheckpointError,
     json_depth,
@@ -52,7 +51,7 @@ from ilrl_ros.core.checkpoint import (
     WEIGHTS,
 )
 from ilrl_ros.core.data import Normalizer
-from ilrl_ros.core.policies import MAX_NETWORK_VALUES, MLPPolicy
+from ilrl_ros.core.networks import LinearFeedbackPolicy, MAX_NETWORK_VALUES, MLPPolicy
 from ilrl_ros.core.spec import load_spec
 
 SPEC = load_spec('pendulum')

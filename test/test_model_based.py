@@ -7,29 +7,28 @@ import pytest
 import torch
 
 from ilrl_ros.core.algorithms.lqr import (
-    LinearFeedbackPolicy,
     linearize,
     lqr_gain,
     LQRConfig,
     pendulum_lqr,
     pendulum_state_step,
 )
-from ilrl_ros.core.algorithms.mbrl import (
-    cem,
+from ilrl_ros.core.algorithms.mbrl import fit_dynamics, MBRLConfig, train, validation_loss
+from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from ilrl_ros.core.networks import (
+    build_policy,
     DynamicsEnsemble,
-    fit_dynamics,
-    MBRLConfig,
+    LinearFeedbackPolicy,
     MPCPolicy,
+    PlannerConfig,
+)
+from ilrl_ros.core.networks.mpc import (
+    cem,
     pendulum_reward,
     plan,
-    PlannerConfig,
     random_shooting,
-    train,
     trajectory_returns,
-    validation_loss,
 )
-from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
-from ilrl_ros.core.policies import build_policy
 from ilrl_ros.core.rl import evaluate
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env

@@ -287,7 +287,7 @@ def test_the_core_imports_without_ros():
                      'ilrl_ros.core.envs.pendulum_dynamics', 'ilrl_ros.core.envs.pendulum',
                      'ilrl_ros.core.experts.pure_pursuit',
                      'ilrl_ros.core.experts.pendulum_swingup', 'ilrl_ros.core.tasks',
-                     'ilrl_ros.core.data', 'ilrl_ros.core.policies',
+                     'ilrl_ros.core.data', 'ilrl_ros.core.networks',
                      'ilrl_ros.core.checkpoint', 'ilrl_ros.core.train_log',
                      'ilrl_ros.core.algorithms.bc'):
             module = importlib.import_module(name)

@@ -15,26 +15,19 @@ from ilrl_ros.core.algorithms.dqn import (
     dqn_next_values,
     DQNConfig,
     linear_epsilon,
-    QPolicy,
     td_target,
 )
-from ilrl_ros.core.algorithms.sac import (
-    sac_actor_loss,
-    sac_alpha_loss,
-    sac_target,
-    SACConfig,
-    squashed_gaussian_log_prob,
-    SquashedGaussianActor,
-)
+from ilrl_ros.core.algorithms.sac import sac_actor_loss, sac_alpha_loss, sac_target, SACConfig
 from ilrl_ros.core.algorithms.td3 import (
     CriticEnsemble,
-    DeterministicActor,
     min_q_target,
     smoothed_target_actions,
     td3_target,
     TD3Config,
 )
 from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
+from ilrl_ros.core.networks import DeterministicActor, QPolicy, SquashedGaussianActor
+from ilrl_ros.core.networks.actors import squashed_gaussian_log_prob
 from ilrl_ros.core.rl import evaluate, TransitionBatch
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env

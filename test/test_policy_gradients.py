@@ -9,17 +9,19 @@ import torch
 
 from ilrl_ros.core.algorithms import a2c, ppo, reinforce
 from ilrl_ros.core.algorithms.actor_critic import (
-    ActorCritic,
-    categorical_entropy,
+    actor_critic_for_spaces,
     clip_grad_norm,
-    gaussian_entropy,
-    gaussian_log_prob,
     Optimizer,
     RolloutCollector,
     value_loss,
 )
 from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
-from ilrl_ros.core.policies import build_policy
+from ilrl_ros.core.networks import ActorCritic, build_policy
+from ilrl_ros.core.networks.actor_critic import (
+    categorical_entropy,
+    gaussian_entropy,
+    gaussian_log_prob,
+)
 from ilrl_ros.core.rl import evaluate, gae, make_vec_env, reward_to_go
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env
@@ -201,8 +203,8 @@ def test_actor_critic_checkpoint_round_trip_for_the_pendulum(tmp_path):
     spec = load_spec('pendulum')
     env = make_env(spec)
     torch.manual_seed(0)
-    policy = ActorCritic.for_spaces(env.observation_space, env.action_space, hidden=(16, 16),
-                                    log_std_init=-0.5)
+    policy = actor_critic_for_spaces(env.observation_space, env.action_space, hidden=(16, 16),
+                                     log_std_init=-0.5)
     policy.update_obs_stats(torch.randn(100, 3) * 2.0 + 1.0)
     with torch.no_grad():
         policy.actor[-1].bias.fill_(3.0)  # the mean torque is pushed past the 2 N m bound
@@ -230,7 +232,7 @@ def test_actor_critic_checkpoint_round_trip_for_the_pendulum(tmp_path):
 def test_discrete_actor_critic_returns_the_index_and_rebuilds():
     env = cartpole()
     torch.manual_seed(1)
-    policy = ActorCritic.for_spaces(env.observation_space, env.action_space, hidden=(8,))
+    policy = actor_critic_for_spaces(env.observation_space, env.action_space, hidden=(8,))
     assert policy.act_dim == 1 and policy.num_actions == 2
     rebuilt = build_policy(policy.description())
     rebuilt.load_state_dict(policy.state_dict())
@@ -333,7 +335,7 @@ def test_reinforce_and_a2c_learn_cartpole():
 def test_baselines_reduce_the_gradient_variance_of_a_fixed_policy():
     env = cartpole()
     torch.manual_seed(0)
-    policy = ActorCritic.for_spaces(env.observation_space, env.action_space, hidden=(32, 32))
+    policy = actor_critic_for_spaces(env.observation_space, env.action_space, hidden=(32, 32))
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     # Same seed, same episodes for every baseline. Measured: batch mean ~0.4-0.75 of no
     # baseline over policy seeds, learned value ~0.3-0.45.

@@ -10,7 +10,7 @@ def make_checkpoint(spec, folder: Path, hidden: list, seed: int) -> Path:
     """Write an MLP checkpoint with random weights for the task (latency needs no training)."""
     import torch
     from ilrl_ros.core.checkpoint import save_checkpoint
-    from ilrl_ros.core.policies import MLPPolicy
+    from ilrl_ros.core.networks import MLPPolicy
 
     torch.manual_seed(seed)
     policy = MLPPolicy(spec.observation.size, spec.action.size, hidden=tuple(hidden))

@@ -30,7 +30,7 @@ import numpy as np
 from safetensors.torch import load as load_safetensors, save_file
 import torch
 
-from ilrl_ros.core.policies import build_policy
+from ilrl_ros.core.networks import build_policy
 from ilrl_ros.core.spec import contract_mismatch, SpecError, spec_from_json, TaskSpec
 
 FORMAT_VERSION = 1

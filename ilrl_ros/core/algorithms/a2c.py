@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.algorithms.actor_critic import (
-    ActorCritic,
+    actor_critic_for_spaces,
     clip_grad_norm,
     explained_variance,
     Optimizer,
@@ -115,7 +115,7 @@ def train(env_fn, config: A2CConfig = A2CConfig(), log: TrainingLog = None,
 def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
     torch.manual_seed(config.seed)
     envs = make_vec_env(env_fn, config.num_envs, config.seed)
-    policy = ActorCritic.for_spaces(
+    policy = actor_critic_for_spaces(
         envs.single_observation_space, envs.single_action_space, hidden=config.hidden,
         activation=config.activation, log_std_init=config.log_std_init,
         ortho_init=config.ortho_init, normalize_observations=config.normalize_observations)

@@ -31,7 +31,7 @@ from ilrl_ros.core.algorithms.rwr import (
     WeightedResult,
 )
 from ilrl_ros.core.data import Demonstrations, Normalizer
-from ilrl_ros.core.policies import mlp
+from ilrl_ros.core.networks import mlp
 from ilrl_ros.core.rl import gae, torch_threads
 from ilrl_ros.core.train_log import TrainingLog
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.data import Demonstrations, Normalizer
-from ilrl_ros.core.policies import make_policy, MLPPolicy
+from ilrl_ros.core.networks import make_policy, MLPPolicy
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)

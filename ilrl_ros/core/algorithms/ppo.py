@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.algorithms.actor_critic import (
-    ActorCritic,
+    actor_critic_for_spaces,
     clip_grad_norm,
     explained_variance,
     Optimizer,
@@ -25,6 +25,7 @@ from ilrl_ros.core.algorithms.actor_critic import (
     schedule,
     value_loss,
 )
+from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.rl import gae, make_vec_env, Progress, torch_threads
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -137,7 +138,7 @@ def train(env_fn, config: PPOConfig = PPOConfig(), log: TrainingLog = None,
 def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
     torch.manual_seed(config.seed)
     envs = make_vec_env(env_fn, config.num_envs, config.seed)
-    policy = ActorCritic.for_spaces(
+    policy = actor_critic_for_spaces(
         envs.single_observation_space, envs.single_action_space, hidden=config.hidden,
         activation=config.activation, log_std_init=config.log_std_init,
         ortho_init=config.ortho_init, normalize_observations=config.normalize_observations)

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.algorithms.actor_critic import (
-    ActorCritic,
+    actor_critic_for_spaces,
     clip_grad_norm,
     Optimizer,
     RLResult,
     value_loss,
 )
+from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.rl import make_vec_env, Progress, torch_threads
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -198,10 +199,10 @@ def train(env_fn, config: REINFORCEConfig = REINFORCEConfig(), log: TrainingLog 
 def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLResult:
     torch.manual_seed(config.seed)
     envs = make_vec_env(env_fn, config.num_envs, config.seed)
-    policy = ActorCritic.for_spaces(envs.single_observation_space, envs.single_action_space,
-                                    hidden=config.hidden, activation=config.activation,
-                                    log_std_init=config.log_std_init,
-                                    normalize_observations=config.normalize_observations)
+    policy = actor_critic_for_spaces(envs.single_observation_space, envs.single_action_space,
+                                     hidden=config.hidden, activation=config.activation,
+                                     log_std_init=config.log_std_init,
+                                     normalize_observations=config.normalize_observations)
     policy_params = _policy_parameters(policy)
     optimizer = Optimizer(policy_params, lr=config.lr, eps=1e-8)
     value_optimizer = Optimizer(policy.critic.parameters(), lr=config.value_lr, eps=1e-8)

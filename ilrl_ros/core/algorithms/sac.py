@@ -22,8 +22,6 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
-import torch.nn.functional as F
 
 from ilrl_ros.core.algorithms.dqn import (
     adam,
@@ -34,22 +32,12 @@ from ilrl_ros.core.algorithms.dqn import (
     td_target,
     torch_settings,
 )
-from ilrl_ros.core.algorithms.td3 import (
-    box_dims,
-    critic_loss,
-    CriticEnsemble,
-    register_action_bounds,
-    to_env_units,
-)
-from ilrl_ros.core.policies import ACTIVATIONS, mlp
+from ilrl_ros.core.algorithms.td3 import box_dims, critic_loss, CriticEnsemble
+from ilrl_ros.core.networks import SquashedGaussianActor
 from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
-
-# The original implementation's and Stable-Baselines3's bounds on log std.
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @dataclass
@@ -121,77 +109,7 @@ SAC_PRESETS = {
 SAC_PRESETS['pendulum'] = SAC_PRESETS['Pendulum-v1']
 
 
-class SquashedGaussianActor(nn.Module):
-    """pi(a | s) = tanh(N(mean(s), std(s))), scaled to the action bounds (buffers).
-
-    One MLP outputs mean and log std; ``forward`` is the deterministic action tanh(mean).
-    """
-
-    def __init__(self, obs_dim: int, act_dim: int, low, high, hidden=(256, 256),
-                 activation: str = 'relu'):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
-        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
-        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
-        self.net = mlp([self.obs_dim, *self.hidden, 2 * self.act_dim], activation)
-        register_action_bounds(self, low, high)
-
-    def distribution(self, obs: torch.Tensor) -> tuple:
-        """(mean, log_std) of the Gaussian before the tanh, log_std clamped."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-
-    def sample(self, obs: torch.Tensor) -> tuple:
-        """(action in [-1, 1], its log-density), reparameterised so gradients flow."""
-        mean, log_std = self.distribution(obs)
-        noise = torch.randn_like(mean)
-        pre_tanh = mean + log_std.exp() * noise
-        return torch.tanh(pre_tanh), squashed_gaussian_log_prob(pre_tanh, mean, log_std,
-                                                                noise)
-
-    def explore(self, obs: torch.Tensor) -> torch.Tensor:
-        """A sampled action in [-1, 1], without its log-density (for acting)."""
-        mean, log_std = self.distribution(obs)
-        return torch.tanh(mean + log_std.exp() * torch.randn_like(mean))
-
-    def normalized(self, obs: torch.Tensor) -> torch.Tensor:
-        """The deterministic action tanh(mean) in [-1, 1]."""
-        return torch.tanh(self.distribution(obs)[0])
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return to_env_units(self, self.normalized(obs))
-
-    def description(self) -> dict:
-        return {'type': 'squashed_gaussian_actor', 'obs_dim': self.obs_dim,
-                'act_dim': self.act_dim, 'hidden': list(self.hidden),
-                'activation': self.activation}
-
-    @classmethod
-    def from_description(cls, description: dict) -> 'SquashedGaussianActor':
-        act_dim = description['act_dim']
-        # The bounds are buffers: the checkpoint's weights file fills them in.
-        return cls(description['obs_dim'], act_dim, -np.ones(act_dim), np.ones(act_dim),
-                   hidden=description['hidden'], activation=description['activation'])
-
-
 # ---------------------------------------------------------------- losses
-
-def squashed_gaussian_log_prob(pre_tanh: torch.Tensor, mean: torch.Tensor,
-                               log_std: torch.Tensor, noise: torch.Tensor = None
-                               ) -> torch.Tensor:
-    """Log-density [B] of a = tanh(u), u ~ N(mean, std), per sample.
-
-    log pi(a) = sum_i [log N(u_i; mean_i, std_i) - log(1 - tanh(u_i)^2)], and
-    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), which stays finite where tanh(u)
-    rounds to +-1. ``noise`` = (u - mean) / std when the caller has it.
-    """
-    if noise is None:
-        noise = (pre_tanh - mean) * torch.exp(-log_std)
-    gaussian = -0.5 * noise ** 2 - log_std - HALF_LOG_2PI
-    log_det = 2.0 * (math.log(2.0) - pre_tanh - F.softplus(-2.0 * pre_tanh))
-    return (gaussian - log_det).sum(dim=-1)
-
 
 def sac_target(rewards: torch.Tensor, terminated: torch.Tensor, next_q: torch.Tensor,
                next_log_prob: torch.Tensor, alpha, gamma: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Twin Delayed DDPG (TD3) for continuous actions; its actor and critics serve DDPG and SAC.
+"""Twin Delayed DDPG (TD3) for continuous actions; its critics serve DDPG and SAC.
 
 Fujimoto, van Hoof & Meger, "Addressing Function Approximation Error in Actor-Critic
 Methods", ICML 2018. Three changes to DDPG: the target is the minimum of twin critics, the
@@ -6,9 +6,9 @@ target action is smoothed with clipped Gaussian noise, and the actor (and the ta
 updated only every ``policy_delay`` critic updates. DDPG is this loop with one critic, no
 smoothing and no delay (``ddpg.py``).
 
-Networks work in normalised actions in [-1, 1]; ``DeterministicActor.forward`` scales them
-to the task's bounds. The twin critics are one ``CriticEnsemble``: each layer of all
-critics is one batched matrix product.
+Networks work in normalised actions in [-1, 1]; ``DeterministicActor.forward``
+(``core/networks/actors.py``) scales them to the task's bounds. The twin critics are one
+``CriticEnsemble``: each layer of all critics is one batched matrix product.
 """
 
 import copy
@@ -29,7 +29,7 @@ from ilrl_ros.core.algorithms.dqn import (
     td_target,
     torch_settings,
 )
-from ilrl_ros.core.policies import ACTIVATIONS, mlp
+from ilrl_ros.core.networks import ACTIVATIONS, DeterministicActor
 from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -108,59 +108,7 @@ TD3_PRESETS = {
 TD3_PRESETS['pendulum'] = TD3_PRESETS['Pendulum-v1']
 
 
-# ---------------------------------------------------------------- networks
-
-class DeterministicActor(nn.Module):
-    """mu(s): an MLP with a tanh output, scaled to the action bounds (kept as buffers)."""
-
-    def __init__(self, obs_dim: int, act_dim: int, low, high, hidden=(400, 300),
-                 activation: str = 'relu'):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
-        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
-        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
-        self.net = mlp([self.obs_dim, *self.hidden, self.act_dim], activation)
-        register_action_bounds(self, low, high)
-
-    def normalized(self, obs: torch.Tensor) -> torch.Tensor:
-        """The action in [-1, 1] (what the critics see)."""
-        return torch.tanh(self.net(obs))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return to_env_units(self, self.normalized(obs))
-
-    def description(self) -> dict:
-        return {'type': 'deterministic_actor', 'obs_dim': self.obs_dim,
-                'act_dim': self.act_dim, 'hidden': list(self.hidden),
-                'activation': self.activation}
-
-    @classmethod
-    def from_description(cls, description: dict) -> 'DeterministicActor':
-        act_dim = description['act_dim']
-        # The bounds are buffers: the checkpoint's weights file fills them in.
-        return cls(description['obs_dim'], act_dim, -np.ones(act_dim), np.ones(act_dim),
-                   hidden=description['hidden'], activation=description['activation'])
-
-
-def register_action_bounds(module: nn.Module, low, high) -> None:
-    """Store the action bounds as buffers ``act_low`` and ``act_high``, checked."""
-    low = torch.as_tensor(np.asarray(low, dtype=np.float32).reshape(-1))
-    high = torch.as_tensor(np.asarray(high, dtype=np.float32).reshape(-1))
-    if low.shape != (module.act_dim,) or high.shape != (module.act_dim,):
-        raise ValueError(f'action bounds have shapes {tuple(low.shape)} and '
-                         f'{tuple(high.shape)}; expected ({module.act_dim},)')
-    if not (torch.isfinite(low).all() and torch.isfinite(high).all() and (low < high).all()):
-        raise ValueError(f'action bounds must be finite with low < high; got low='
-                         f'{low.tolist()} high={high.tolist()}')
-    module.register_buffer('act_low', low.clone())
-    module.register_buffer('act_high', high.clone())
-
-
-def to_env_units(module: nn.Module, normalized: torch.Tensor) -> torch.Tensor:
-    """Map [-1, 1] to [act_low, act_high]."""
-    return module.act_low + 0.5 * (normalized + 1.0) * (module.act_high - module.act_low)
-
+# ---------------------------------------------------------------- critics
 
 class CriticEnsemble(nn.Module):
     """n independent Q(s, a) MLPs evaluated together: [B, obs], [B, act] -> [n, B].
