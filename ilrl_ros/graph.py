@@ -120,10 +120,10 @@ def sim_argv(config: 'GraphConfig') -> list:
         if isinstance(spec.default, bool):
             argv.append(_flag(spec))
         elif spec.default == ():
-            for item in value:
-                argv += [_flag(spec), str(item)]
+            argv += [f'{_flag(spec)}={item}' for item in value]
         else:
-            argv += [_flag(spec), str(value)]
+            # --flag=value: a value that starts with '-' is not taken for a flag.
+            argv.append(f'{_flag(spec)}={value}')
     missing = [spec.name for spec in fields(GraphConfig)
                if not spec.metadata['cli'] and getattr(config, spec.name) != spec.default]
     if missing:
