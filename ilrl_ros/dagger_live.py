@@ -31,7 +31,6 @@ starts this driver), or ``ilrl dagger --graph`` to start the ``ilrl sim`` graph 
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 import json
-import math
 import os
 from pathlib import Path
 import shutil
@@ -40,6 +39,7 @@ import time
 
 import numpy as np
 
+from ilrl_ros.core.scoring import summarize
 from ilrl_ros.graph import GraphConfig, sim_argv, truthy
 from ilrl_ros.graph_client import Operator, OperatorError
 
@@ -115,13 +115,11 @@ def convert_round(bag, spec, label_topic: str = DEFAULT_LABEL_TOPIC,
                           label_tolerance_s=label_tolerance_s)
 
 
-def summarize_episodes(results: list) -> dict:
-    """Episodes, success rate and mean return of finished episodes."""
-    done = [r for r in results if r['outcome'] != 'aborted']
-    return {'episodes': len(done),
-            'success_rate': (sum(bool(r['success']) for r in done) / len(done)
-                             if done else math.nan),
-            'mean_return': (sum(r['return'] for r in done) / len(done) if done else math.nan)}
+def _summary(results: list) -> dict:
+    """Episodes, success rate and mean return of a round's finished episodes."""
+    row = summarize(results)
+    del row['mean_lap_time_s']
+    return row
 
 
 def format_rounds(rows: list, final: dict = None) -> str:
@@ -288,29 +286,19 @@ class LiveDAgger:
         return target, results
 
     def _train(self, index: int, data) -> tuple:
-        from ilrl_ros.core.algorithms.bc import BCConfig, train
-        from ilrl_ros.core.checkpoint import save_checkpoint
+        from ilrl_ros.core.imitation import train_and_save
         from ilrl_ros.core.rl import torch_threads
-        from ilrl_ros.core.train_log import TrainingLog
-        config = BCConfig(steps=self.config.bc_steps, seed=self.config.seed + index,
-                          log_every=max(1, self.config.bc_steps // 5))
 
         def progress(step, total, metrics):
             print(f'    bc step {step}/{total}: loss {metrics["train/loss"]:.3f}', flush=True)
 
-        log = TrainingLog(self.out / 'logs' / round_name(index))
-        try:
-            with torch_threads(1):
-                result = train(data, config, log, progress=progress)
-        finally:
-            log.close()
-        path = save_checkpoint(
-            self.out / 'checkpoints' / round_name(index), result.policy, algorithm='dagger',
-            spec=self.spec, config={'bc': result.config, 'dagger': asdict(self.config)},
-            provenance={'round': index, 'rows': len(data), 'episodes': data.num_episodes,
-                        'train_loss': result.train_loss, 'val_loss': result.val_loss,
-                        'seconds': result.seconds})
-        return path, result
+        bc = {'steps': self.config.bc_steps, 'seed': self.config.seed + index,
+              'log_every': max(1, self.config.bc_steps // 5)}
+        with torch_threads(1):
+            return train_and_save(
+                data, self.out / 'checkpoints' / round_name(index), bc=bc, label='dagger',
+                log_dir=self.out / 'logs' / round_name(index), progress=progress,
+                provenance={'round': index, 'dagger': asdict(self.config)})
 
     def run(self) -> LiveDAggerResult:
         from ilrl_ros.core.rollouts import aggregate
@@ -345,7 +333,7 @@ class LiveDAgger:
             print(f'    swapped {self.checkpoint} into the running {config.policy_node} '
                   f'node (swap {status["swaps"]}, {status["commands"]} commands so far)',
                   flush=True)
-            rows.append({'round': index, 'beta': beta, **summarize_episodes(results),
+            rows.append({'round': index, 'beta': beta, **_summary(results),
                          'expert_episodes': sum(r['driver'] == 'expert' for r in results),
                          'new_labels': len(data), 'dataset_size': len(aggregated),
                          'bag': str(bag), 'dataset': str(dataset_path),
@@ -362,7 +350,7 @@ class LiveDAgger:
             print(f'[final] the last policy drives {config.eval_episodes} episodes '
                   '(not recorded)', flush=True)
             results = self._drive_episodes(['policy'] * config.eval_episodes, 'final')
-            final = {**summarize_episodes(results), 'results': results}
+            final = {**_summary(results), 'results': results}
         self._check_policy_not_restarted()
         result = LiveDAggerResult(rows=rows, final=final, checkpoint=str(self.checkpoint),
                                   policy_status=list(self._status_seen))

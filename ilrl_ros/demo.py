@@ -14,8 +14,9 @@ import time
 
 import rclpy
 
-from ilrl_ros.cli import format_table, summarize, train_bc
 from ilrl_ros.convert import bag_to_dataset
+from ilrl_ros.core.imitation import train_from_file
+from ilrl_ros.core.scoring import format_table, summarize
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.graph import GraphConfig, sim_argv
 from ilrl_ros.graph_client import Operator, start_graph, stop_graph
@@ -59,8 +60,9 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
 
         print(f'[4/6] training behavior cloning ({bc_steps} steps) on {len(data)} samples',
               flush=True)
-        checkpoint, result = train_bc(dataset, out / 'checkpoints' / 'bc',
-                                      out / 'logs' / 'bc', steps=bc_steps, seed=seed)
+        checkpoint, result = train_from_file(dataset, out / 'checkpoints' / 'bc',
+                                             log_dir=out / 'logs' / 'bc',
+                                             bc={'steps': bc_steps, 'seed': seed})
         print(f'    checkpoint {checkpoint}: train loss {result.train_loss:.3f}, '
               f'{result.seconds:.1f} s; curves in {out / "logs" / "bc" / "curves.png"}',
               flush=True)
@@ -76,8 +78,8 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
         rclpy.try_shutdown(context=context)
         stop_graph(graph)
 
-    rows = [summarize('expert (demonstrations)', expert_results),
-            summarize('bc', policy_results)]
+    rows = [summarize(expert_results, 'expert (demonstrations)'),
+            summarize(policy_results, 'bc')]
     table = format_table(rows)
     text = (f'# ilrl demo: {task}\n\n{table}\n\n'
             f'Dataset: {len(data)} samples from {data.num_episodes} episodes '

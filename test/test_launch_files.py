@@ -92,7 +92,8 @@ def test_a_graph_ilrl_sim_cannot_run_is_refused():
 
 def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
     """Without launch_ros: the arguments' defaults build a graph and an `ilrl dagger` line."""
-    from ilrl_ros.cli import build_parser, cmd_dagger
+    from ilrl_ros.cli import build_parser
+    from ilrl_ros.cli.dagger import cmd_dagger
     from ilrl_ros.dagger_live import launch_plan
 
     arguments = _dagger_launch_arguments()

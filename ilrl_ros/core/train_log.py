@@ -4,8 +4,26 @@ import csv
 import logging
 import math
 from pathlib import Path
+import sys
 
 logger = logging.getLogger(__name__)
+
+
+def console_progress(label: str):
+    """A ``progress(step, total, metrics)`` callback that prints training progress.
+
+    On a terminal the line updates in place; in a log every report is a line of its own.
+    """
+    live = sys.stdout.isatty()
+
+    def report(step, total, metrics):
+        text = ' '.join(f'{k.split("/")[-1]}={v:.4g}' for k, v in metrics.items())
+        line = f'{label}: step {step}/{total} {text}'
+        if live:
+            print('\r' + line, end='' if step < total else '\n', flush=True)
+        else:
+            print('    ' + line, flush=True)
+    return report
 
 
 class TrainingLog:

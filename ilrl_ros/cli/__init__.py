@@ -1,0 +1,56 @@
+"""The ``ilrl`` command: record, convert, train, evaluate, run the graph, and the demo.
+
+Examples::
+
+    ilrl demo                                   # the whole story on track_follow
+    ilrl sim --task track_follow --expert-drive --record --bag-dir bags
+    ilrl convert bags/demo_20261127T101500 --task track_follow -o data/demos.npz
+    ilrl train bc --data data/demos.npz -o checkpoints/bc --log-dir runs/bc
+    ilrl evaluate --checkpoint checkpoints/bc --episodes 10
+    ilrl info checkpoints/bc
+    ilrl collect --task track_follow --episodes 3 --noise-std 0.05,1.0 -o data/dart.npz
+    ilrl train awr --data data/mixed.npz -o checkpoints/awr --log-dir runs/awr
+    ilrl export --data data/demos.npz --minari-id ilrl/track_follow-expert-v0 --root minari
+    ilrl import --minari-id ilrl/track_follow-expert-v0 --root minari -o data/back.npz
+
+Data flow::
+
+    mock_robot/robot --sensors--> expert --cmd--> robot        (demonstrations)
+                  `--> demo_recorder --MCAP bag--> ilrl convert --> dataset.npz
+    dataset.npz --> ilrl train bc --> checkpoint/ --> ros2 param set /policy checkpoint ...
+"""
+
+import argparse
+import logging
+import sys
+
+from ilrl_ros.cli import (bag, collect, convert, dagger, demo, evaluate, export, import_dataset,
+                          info, sim, train)
+
+# One module per verb, in the order `ilrl --help` lists them; each has add_to(sub).
+VERBS = (demo, dagger, sim, convert, bag, export, import_dataset, train, collect, evaluate,
+         info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='ilrl', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for verb in VERBS:
+        verb.add_to(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as error:
+        # Our errors are sentences meant for the user: print them, not a traceback.
+        print(f'ilrl {args.command}: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

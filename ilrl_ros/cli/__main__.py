@@ -1,0 +1,7 @@
+"""``python -m ilrl_ros.cli``: the ``ilrl`` command."""
+
+import sys
+
+from ilrl_ros.cli import main
+
+sys.exit(main())

@@ -1,0 +1,145 @@
+"""`ilrl train <algorithm>`: behavior cloning, RWR, AWR from a dataset; RL on a task or env."""
+
+import argparse
+
+
+def _bc_options(args) -> dict:
+    """The BCConfig fields given on the command line (None: the default)."""
+    hidden = tuple(int(h) for h in args.hidden.split(',')) if args.hidden else None
+    return dict(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                hidden=hidden, seed=args.seed)
+
+
+def cmd_train(args) -> int:
+    from ilrl_ros.core.imitation import train_from_file
+    path, result = train_from_file(args.data, args.output, log_dir=args.log_dir,
+                                   bc=_bc_options(args))
+    print(f'wrote checkpoint {path} (train loss {result.train_loss:.4f}, validation loss '
+          f'{result.val_loss:.4f}, {result.seconds:.1f} s)'
+          + (f'; logs and curves.png in {args.log_dir}' if args.log_dir else ''))
+    return 0
+
+
+def cmd_train_weighted(args) -> int:
+    from ilrl_ros.core.imitation import train_from_file
+    extra = {'beta': args.beta, 'gamma': args.gamma}
+    if args.algorithm == 'awr':
+        extra.update(w_max=args.w_max, lam=args.lam, returns=args.returns)
+    path, result = train_from_file(args.data, args.output, algorithm=args.algorithm,
+                                   log_dir=args.log_dir, bc=_bc_options(args), options=extra)
+    w = result.weights
+    print(f'{args.algorithm}: weights {w.min():.3g}..{w.max():.3g}, effective sample size '
+          f'{result.effective_sample_size:.0f} of {len(w)} rows')
+    print(f'wrote checkpoint {path} (train loss {result.train_loss:.4f}, validation loss '
+          f'{result.val_loss:.4f}, {result.seconds:.1f} s)'
+          + (f'; logs and curves.png in {args.log_dir}' if args.log_dir else ''))
+    return 0
+
+
+def cmd_train_rl(args) -> int:
+    from ilrl_ros.core.checkpoint import save_checkpoint
+    from ilrl_ros.core.train_log import console_progress
+    from ilrl_ros.core.training import train_rl
+    if args.env and args.output:
+        raise ValueError('a checkpoint needs a task spec: train on --task to write one '
+                         '(--env runs are for benchmarks)')
+    run = train_rl(args.algorithm, task=args.task, env_id=args.env, steps=args.steps,
+                   seed=args.seed, log_dir=args.log_dir,
+                   progress=console_progress(args.algorithm), eval_episodes=args.eval_episodes)
+    evaluation = run.evaluation
+    print(f'{args.algorithm}: {run.env_steps} environment steps in {run.seconds:.1f} s'
+          + (f'; evaluation over {len(evaluation["returns"])} episodes: return '
+             f'{evaluation["mean"]:.1f} +/- {evaluation["std"]:.1f}' if evaluation else ''))
+    if args.output:
+        path = save_checkpoint(args.output, run.policy, algorithm=args.algorithm,
+                               spec=run.spec, config=run.config,
+                               provenance={'env_steps': run.env_steps, 'seconds': run.seconds,
+                                           'seed': args.seed, 'evaluation': evaluation})
+        print(f'wrote checkpoint {path}')
+    if args.log_dir:
+        print(f'logs and curves.png in {args.log_dir}')
+    return 0
+
+
+def add_to(sub) -> None:
+    """Add this verb's parser to the ``ilrl`` sub-commands."""
+    p = sub.add_parser('train', help='train a policy from a dataset',
+                       description='Train with PyTorch and write a checkpoint '
+                       '(safetensors + manifest.json), TensorBoard logs, metrics.csv and '
+                       'curves.png: behavior cloning from a dataset, or reinforcement '
+                       'learning on a task.')
+    algos = p.add_subparsers(dest='algorithm', required=True, metavar='ALGORITHM')
+    b = algos.add_parser('bc', help='behavior cloning',
+                         description='Behavior cloning (Gaussian maximum likelihood or '
+                         'deterministic regression) with observation/action normalisation.')
+    b.add_argument('--data', required=True, help='dataset .npz from `ilrl convert`')
+    b.add_argument('-o', '--output', required=True, help='checkpoint folder to write')
+    b.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
+    b.add_argument('--head', choices=('gaussian', 'deterministic'), default=None,
+                   help='policy head (default: gaussian)')
+    b.add_argument('--steps', type=int, default=None, help='gradient steps (default: 4000)')
+    b.add_argument('--batch-size', type=int, default=None, help='batch size (default: 256)')
+    b.add_argument('--lr', type=float, default=None, help='learning rate (default: 1e-3)')
+    b.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
+    b.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
+    b.set_defaults(func=cmd_train)
+    weighted_about = {
+        'rwr': ('reward-weighted regression (Peters & Schaal 2007)', 'Behavior cloning with '
+                'each row weighted by exp(R_t / beta), R_t its discounted return-to-go in its '
+                'episode (the largest return is subtracted before exp, which changes no '
+                'relative weight).'),
+        'awr': ('advantage-weighted regression (Peng et al. 2019)', 'A value network V(s) is '
+                'fitted to TD(lambda) (or Monte Carlo) returns; each row is weighted by '
+                'min(exp((R - V(s)) / beta), w_max) in behavior cloning.')}
+    for name, (short, long) in weighted_about.items():
+        w = algos.add_parser(
+            name, help=short, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f'{short[0].upper()}{short[1:]}. {long} For demonstrations of mixed '
+            "quality: the dataset needs rewards (record the reward monitor's topic 'reward' "
+            'in the bag, or use `ilrl collect`). Writes a checkpoint the policy node runs.\n\n'
+            f'example:\n  ilrl train {name} --data data/mixed.npz -o checkpoints/{name} '
+            f'--log-dir runs/{name} --beta 2')
+        w.add_argument('--data', required=True, help='dataset .npz with rewards')
+        w.add_argument('-o', '--output', required=True, help='checkpoint folder to write')
+        w.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
+        w.add_argument('--beta', type=float, default=None,
+                       help='temperature in units of return (default: 1.0)')
+        w.add_argument('--gamma', type=float, default=None, help='discount (default: 0.99)')
+        if name == 'awr':
+            w.add_argument('--w-max', type=float, default=None,
+                           help='weight clip (default: 20)')
+            w.add_argument('--lam', type=float, default=None,
+                           help='TD(lambda) lambda (default: 0.95)')
+            w.add_argument('--returns', choices=('td_lambda', 'monte_carlo'), default=None,
+                           help='value targets (default: td_lambda)')
+        w.add_argument('--head', choices=('gaussian', 'deterministic'), default=None,
+                       help='policy head (default: gaussian)')
+        w.add_argument('--steps', type=int, default=None, help='gradient steps (default: 4000)')
+        w.add_argument('--batch-size', type=int, default=None, help='batch size (default: 256)')
+        w.add_argument('--lr', type=float, default=None, help='learning rate (default: 1e-3)')
+        w.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
+        w.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
+        w.set_defaults(func=cmd_train_weighted)
+    from ilrl_ros.core.training import ALGORITHMS
+    about = {'reinforce': 'REINFORCE with reward-to-go and a baseline (Williams 1992)',
+             'a2c': 'advantage actor-critic with GAE', 'ppo': 'PPO (Schulman et al. 2017)',
+             'dqn': 'DQN (Mnih et al. 2015); continuous tasks get discretised actions',
+             'ddpg': 'DDPG (Lillicrap et al. 2015)', 'td3': 'TD3 (Fujimoto et al. 2018)',
+             'sac': 'SAC with automatic entropy tuning (Haarnoja et al. 2018)',
+             'mbrl': 'learned dynamics ensemble + CEM model-predictive control',
+             'lqr': 'LQR on the linearised pendulum (no training)'}
+    for name in ALGORITHMS:
+        r = algos.add_parser(name, help=about[name], description=about[name] + '. Trains '
+                             'on a task (writes a checkpoint the policy node runs) or a '
+                             'gymnasium env, then evaluates the deterministic policy.')
+        where = r.add_mutually_exclusive_group(required=True)
+        where.add_argument('--task', help='our task (pendulum, track_follow, or a spec YAML)')
+        where.add_argument('--env', help='a gymnasium env id, e.g. CartPole-v1 (no checkpoint)')
+        r.add_argument('-o', '--output', default=None, help='checkpoint folder to write')
+        r.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
+        r.add_argument('--steps', type=int, default=None,
+                       help='environment steps (default: the preset for the env/task)')
+        r.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+        r.add_argument('--eval-episodes', type=int, default=10,
+                       help='evaluation episodes after training (default: %(default)s)')
+        r.set_defaults(func=cmd_train_rl)
