@@ -15,7 +15,6 @@ from ilrl_ros.convert import bag_to_dataset
 from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ilrl_ros.core.data import Demonstrations, Normalizer
 from ilrl_ros.core.envs import camera as cam
-from ilrl_ros.core.envs.track_geometry import Track
 from ilrl_ros.core.networks import build_policy, ConvPolicy, make_policy, MLPPolicy
 from ilrl_ros.core.networks.mlp import pooled_image_normalization
 from ilrl_ros.core.observation import (area_weights, extract_field, extract_observation,
@@ -24,6 +23,7 @@ from ilrl_ros.core.readings import ImageReading
 from ilrl_ros.core.rl import torch_threads
 from ilrl_ros.core.spec import load_spec, parse_spec, spec_from_json, SpecError
 from ilrl_ros.core.tasks import make_env, make_expert
+from ilrl_ros.core.world.track_geometry import Track
 from ilrl_ros.messages import message_from_reading, reading_from_message
 from ilrl_testing import Probe, wait_for
 

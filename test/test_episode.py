@@ -8,7 +8,6 @@ import yaml
 
 from ilrl_ros.core.episode import (
     FAILURE,
-    make_world,
     RewardFunction,
     SUCCESS,
     Termination,
@@ -16,6 +15,7 @@ from ilrl_ros.core.episode import (
 )
 from ilrl_ros.core.readings import JointReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import load_spec, parse_spec, tasks_dir
+from ilrl_ros.core.world import make_world
 
 SECOND = 1_000_000_000
 T0 = 5 * SECOND

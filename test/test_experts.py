@@ -6,16 +6,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ilrl_ros.core.envs.pendulum_dynamics import angle_normalize
-from ilrl_ros.core.envs.track_geometry import (
+from ilrl_ros.core.experts.pendulum_swingup import SwingUpLQR, solve_discrete_riccati
+from ilrl_ros.core.experts.pure_pursuit import PurePursuit
+from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
+from ilrl_ros.core.world.track_geometry import (
     MAX_ANGULAR_SPEED,
     MAX_LINEAR_SPEED,
     ROBOT_RADIUS,
     diff_drive_step,
     make_track,
 )
-from ilrl_ros.core.experts.pendulum_swingup import SwingUpLQR, solve_discrete_riccati
-from ilrl_ros.core.experts.pure_pursuit import PurePursuit
 
 CONTROL_PERIOD = 0.1
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils import seeding
 
-from ilrl_ros.core.envs.pendulum_dynamics import (
+from ilrl_ros.core.world.pendulum_dynamics import (
     MAX_SPEED,
     angle_normalize,
     pendulum_cost,

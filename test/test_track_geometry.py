@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from ilrl_ros.core.envs.track_geometry import (
+from ilrl_ros.core.world.track_geometry import (
     ROBOT_RADIUS,
     TRACK_NAMES,
     Track,

@@ -9,19 +9,10 @@ import math
 
 import numpy as np
 
-from ilrl_ros.core.envs.pendulum_dynamics import angle_normalize
 from ilrl_ros.core.spec import TaskSpec, Term
+from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
 
 SUCCESS, FAILURE, TIMEOUT = 'success', 'failure', 'timeout'
-
-
-def make_world(spec: TaskSpec):
-    """Return the known map a task's privileged terms use (the track), or None."""
-    if spec.sim == 'track_follow':
-        from ilrl_ros.core.envs.track_geometry import make_track
-        return make_track(spec.sim_params.get('track', 'default'),
-                          width=float(spec.sim_params.get('width', 1.0)))
-    return None
 
 
 def _min_range(reading) -> float:

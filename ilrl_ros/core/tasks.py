@@ -8,6 +8,7 @@ through the ``expert`` node.
 import numpy as np
 
 from ilrl_ros.core.spec import TaskSpec
+from ilrl_ros.core.world import make_world
 
 SIMULATORS = ('track_follow', 'pendulum')
 
@@ -28,12 +29,9 @@ class TrackExpert:
     """Pure pursuit on the known centerline, from the odometry pose (privileged)."""
 
     def __init__(self, spec: TaskSpec, **options):
-        from ilrl_ros.core.envs.track_geometry import make_track
         from ilrl_ros.core.experts.pure_pursuit import PurePursuit
-        params = spec.sim_params
         self.spec = spec
-        self.track = make_track(params.get('track', 'default'),
-                                width=float(params.get('width', 1.0)))
+        self.track = make_world(spec)
         self.controller = PurePursuit(self.track, **options)
         (self.source,) = [s.name for s in spec.sources.values() if s.kind == 'odometry']
 

@@ -20,8 +20,9 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ilrl_ros import qos
-from ilrl_ros.core.episode import EpisodeResult, make_world, RewardFunction, Termination
+from ilrl_ros.core.episode import EpisodeResult, RewardFunction, Termination
 from ilrl_ros.core.observation import ObservationAssembler
+from ilrl_ros.core.world import make_world
 from ilrl_ros.messages import action_from_message, action_message_class
 from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SafeNode,
                                    SourceSubscriptions)

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ilrl_ros.core.envs.pendulum_dynamics import pendulum_step
 from ilrl_ros.core.experts.pendulum_swingup import solve_discrete_riccati
 from ilrl_ros.core.networks import LinearFeedbackPolicy
 from ilrl_ros.core.spec import TaskSpec
+from ilrl_ros.core.world.pendulum_dynamics import pendulum_step
 
 @dataclass
 class LQRConfig:

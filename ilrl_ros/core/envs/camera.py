@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ilrl_ros.core.envs.track_geometry import Track
+from ilrl_ros.core.world.track_geometry import Track
 
 # The scene, in metres: a camera on a TurtleBot3-sized robot, corridor walls half a metre high.
 MOUNT_HEIGHT_M = 0.15

@@ -8,11 +8,11 @@ task spec.
 import gymnasium as gym
 import numpy as np
 
-from ilrl_ros.core.envs.pendulum_dynamics import pendulum_step, sample_initial_state
 from ilrl_ros.core.episode import RewardFunction, Termination
 from ilrl_ros.core.observation import extract_observation
 from ilrl_ros.core.readings import JointReading
 from ilrl_ros.core.spec import TaskSpec
+from ilrl_ros.core.world.pendulum_dynamics import pendulum_step, sample_initial_state
 
 START_NS = 1_000_000_000
 

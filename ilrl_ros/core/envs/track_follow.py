@@ -10,11 +10,12 @@ import gymnasium as gym
 import numpy as np
 
 from ilrl_ros.core.envs.camera import CameraConfig, TrackCamera
-from ilrl_ros.core.envs.track_geometry import diff_drive_step, make_track
 from ilrl_ros.core.episode import RewardFunction, Termination
 from ilrl_ros.core.observation import extract_observation
 from ilrl_ros.core.readings import ImageReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import TaskSpec
+from ilrl_ros.core.world import make_world
+from ilrl_ros.core.world.track_geometry import diff_drive_step
 
 # Stamps start at 1 s: a ROS time of zero means 'unset' to several tools.
 START_NS = 1_000_000_000
@@ -38,8 +39,7 @@ class TrackFollowEnv(gym.Env):
     def __init__(self, spec: TaskSpec):
         params = spec.sim_params
         self.spec = spec
-        self.track = make_track(params.get('track', 'default'),
-                                width=float(params.get('width', 1.0)))
+        self.track = make_world(spec)
         self.robot_radius = float(params.get('robot_radius', 0.105))
         rays = int(params.get('scan_rays', 360))
         self.scan_range_max = float(params.get('scan_range_max', 3.5))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ilrl_ros.core.envs.pendulum_dynamics import (
+from ilrl_ros.core.world.pendulum_dynamics import (
     DT,
     GRAVITY,
     LENGTH,

@@ -7,7 +7,7 @@ which the learner only sees through its lidar.
 
 import math
 
-from ilrl_ros.core.envs.track_geometry import MAX_ANGULAR_SPEED, MAX_LINEAR_SPEED, Track
+from ilrl_ros.core.world.track_geometry import MAX_ANGULAR_SPEED, MAX_LINEAR_SPEED, Track
 
 
 class PurePursuit:
