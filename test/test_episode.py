@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import yaml
 
-from ilrl_ros.core.episode import (
-    FAILURE,
-    RewardFunction,
-    SUCCESS,
-    Termination,
-    TIMEOUT,
-)
+from ilrl_ros.core.episode import FAILURE, SUCCESS, TIMEOUT
+from ilrl_ros.core.episode.reward import RewardFunction
+from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.readings import JointReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import load_spec, parse_spec, tasks_dir
 from ilrl_ros.core.world import make_world

@@ -282,7 +282,8 @@ def test_the_core_imports_without_ros():
                      'geometry_msgs', 'nav_msgs', 'std_msgs', 'builtin_interfaces'):
             sys.modules[name] = None  # any import of these now raises ImportError
         for name in ('ilrl_ros.core', 'ilrl_ros.core.spec', 'ilrl_ros.core.readings',
-                     'ilrl_ros.core.observation', 'ilrl_ros.core.episode',
+                     'ilrl_ros.core.observation', 'ilrl_ros.core.episode.reward',
+                     'ilrl_ros.core.episode.termination',
                      'ilrl_ros.core.world.track_geometry', 'ilrl_ros.core.envs.track_follow',
                      'ilrl_ros.core.world.pendulum_dynamics', 'ilrl_ros.core.envs.pendulum',
                      'ilrl_ros.core.experts.pure_pursuit',

@@ -20,7 +20,9 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ilrl_ros import qos
-from ilrl_ros.core.episode import EpisodeResult, RewardFunction, Termination
+from ilrl_ros.core.episode import EpisodeResult
+from ilrl_ros.core.episode.reward import RewardFunction
+from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.world import make_world
 from ilrl_ros.messages import action_from_message, action_message_class

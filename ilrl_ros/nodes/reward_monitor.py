@@ -16,7 +16,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from std_msgs.msg import Float64, String
 
 from ilrl_ros import qos
-from ilrl_ros.core.episode import RewardFunction
+from ilrl_ros.core.episode.reward import RewardFunction
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.world import make_world
 from ilrl_ros.messages import action_from_message, action_message_class

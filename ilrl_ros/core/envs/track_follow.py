@@ -10,7 +10,8 @@ import gymnasium as gym
 import numpy as np
 
 from ilrl_ros.core.envs.camera import CameraConfig, TrackCamera
-from ilrl_ros.core.episode import RewardFunction, Termination
+from ilrl_ros.core.episode.reward import RewardFunction
+from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.observation import extract_observation
 from ilrl_ros.core.readings import ImageReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import TaskSpec

@@ -1,0 +1,57 @@
+"""What reward terms and termination conditions measure in the readings.
+
+The nearest obstacle in a scan, one joint's state, and the distance travelled along the
+track: a collision or a lap counts the same for the reward and for the end of an episode.
+"""
+
+import math
+
+import numpy as np
+
+
+def min_range(reading) -> float:
+    """The nearest range in a scan: NaN rays skipped, -inf (too close to measure) as 0."""
+    ranges = np.asarray(reading.ranges, dtype=np.float64)
+    valid = ranges[~np.isnan(ranges)]
+    valid = np.where(np.isneginf(valid), 0.0, valid)
+    return float(valid.min()) if valid.size else math.inf
+
+
+def joint_position(reading, joint: str) -> tuple:
+    """Return (position, velocity) of one joint of a joint state; velocity 0 if not sent."""
+    names = list(reading.names)
+    if joint not in names:
+        raise ValueError(f'joint {joint!r} is not in the joint states (they name {names})')
+    i = names.index(joint)
+    if len(reading.position) != len(names):
+        raise ValueError(f'joint states name {len(names)} joints but carry '
+                         f'{len(reading.position)} positions; expected one per name')
+    velocity = float(reading.velocity[i]) if len(reading.velocity) > i else 0.0
+    position = float(reading.position[i])
+    if not (math.isfinite(position) and math.isfinite(velocity)):
+        raise ValueError(f'joint {joint!r} has position {position} and velocity {velocity}; '
+                         f'expected finite numbers')
+    return position, velocity
+
+
+class TrackProgress:
+    """Arc length travelled along the track's centerline, from successive odometry."""
+
+    def __init__(self, track, source: str):
+        self.track = track
+        self.source = source
+        self.s = None
+        self.total = 0.0
+
+    def reset(self, readings: dict) -> None:
+        odom = readings[self.source]
+        self.s = self.track.project(odom.x, odom.y).s
+        self.total = 0.0
+
+    def advance(self, readings: dict) -> float:
+        odom = readings[self.source]
+        s = self.track.project(odom.x, odom.y, hint_s=self.s).s
+        delta = self.track.arc_delta(self.s, s) if self.s is not None else 0.0
+        self.s = s
+        self.total += delta
+        return delta
