@@ -211,8 +211,8 @@ def _node_class(name: str):
         from ilrl_ros.nodes.mock_robot import MockRobot
         return MockRobot
     if name == 'observation':
-        from ilrl_ros.nodes.observation import Observation
-        return Observation
+        from ilrl_ros.nodes.observation import ObservationPublisher
+        return ObservationPublisher
     if name == 'policy':
         from ilrl_ros.nodes.policy import Policy
         return Policy

@@ -16,7 +16,7 @@ from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, Sa
                                    SourceSubscriptions, StatusPublisher)
 
 
-class Observation(SafeNode):
+class ObservationPublisher(SafeNode):
     """Publish the observation vector; see the module docstring."""
 
     def __init__(self, **kwargs):
@@ -61,7 +61,7 @@ class Observation(SafeNode):
 
 
 def main(args=None) -> int:
-    return run(lambda: Observation(), args, name='observation')
+    return run(lambda: ObservationPublisher(), args, name='observation')
 
 
 if __name__ == '__main__':
