@@ -2,18 +2,30 @@
 
 import argparse
 
+from ilrl_ros.cli.config_flags import add_config_flags, config_overrides
 
-def _bc_options(args) -> dict:
-    """The BCConfig fields given on the command line (None: the default)."""
-    hidden = tuple(int(h) for h in args.hidden.split(',')) if args.hidden else None
-    return dict(head=args.head, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                hidden=hidden, seed=args.seed)
+
+def _config_class(algorithm: str):
+    """The config dataclass of an algorithm of core/algorithms (BCConfig, SACConfig ...)."""
+    import importlib
+    from ilrl_ros.core.training import ALGORITHMS
+    module, name = ALGORITHMS.get(algorithm, (algorithm, f'{algorithm.upper()}Config'))
+    return getattr(importlib.import_module(f'ilrl_ros.core.algorithms.{module}'), name)
+
+
+def _nested_as_configs(config_class, overrides: dict) -> dict:
+    """Overrides of a nested config (MBRL's planner) as that config, on its defaults."""
+    import dataclasses
+    nested = {f.name: f.default_factory() for f in dataclasses.fields(config_class)
+              if f.default_factory is not dataclasses.MISSING}
+    return {name: dataclasses.replace(nested[name], **value) if isinstance(value, dict)
+            else value for name, value in overrides.items()}
 
 
 def cmd_train(args) -> int:
     from ilrl_ros.core.imitation import train_from_file
     path, result = train_from_file(args.data, args.output, log_dir=args.log_dir,
-                                   bc=_bc_options(args))
+                                   bc=config_overrides(args, args.config_flags))
     print(f'wrote checkpoint {path} (train loss {result.train_loss:.4f}, validation loss '
           f'{result.val_loss:.4f}, {result.seconds:.1f} s)'
           + (f'; logs and curves.png in {args.log_dir}' if args.log_dir else ''))
@@ -22,11 +34,10 @@ def cmd_train(args) -> int:
 
 def cmd_train_weighted(args) -> int:
     from ilrl_ros.core.imitation import train_from_file
-    extra = {'beta': args.beta, 'gamma': args.gamma}
-    if args.algorithm == 'awr':
-        extra.update(w_max=args.w_max, lam=args.lam, returns=args.returns)
+    options = config_overrides(args, args.config_flags)
     path, result = train_from_file(args.data, args.output, algorithm=args.algorithm,
-                                   log_dir=args.log_dir, bc=_bc_options(args), options=extra)
+                                   log_dir=args.log_dir, bc=options.pop('bc', {}),
+                                   options=options)
     w = result.weights
     print(f'{args.algorithm}: weights {w.min():.3g}..{w.max():.3g}, effective sample size '
           f'{result.effective_sample_size:.0f} of {len(w)} rows')
@@ -45,7 +56,9 @@ def cmd_train_rl(args) -> int:
                          '(--env runs are for benchmarks)')
     run = train_rl(args.algorithm, task=args.task, env_id=args.env, steps=args.steps,
                    seed=args.seed, log_dir=args.log_dir,
-                   progress=console_progress(args.algorithm), eval_episodes=args.eval_episodes)
+                   progress=console_progress(args.algorithm), eval_episodes=args.eval_episodes,
+                   overrides=_nested_as_configs(_config_class(args.algorithm),
+                                                config_overrides(args, args.config_flags)))
     evaluation = run.evaluation
     print(f'{args.algorithm}: {run.env_steps} environment steps in {run.seconds:.1f} s'
           + (f'; evaluation over {len(evaluation["returns"])} episodes: return '
@@ -75,14 +88,7 @@ def add_to(sub) -> None:
     b.add_argument('--data', required=True, help='dataset .npz from `ilrl convert`')
     b.add_argument('-o', '--output', required=True, help='checkpoint folder to write')
     b.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
-    b.add_argument('--head', choices=('gaussian', 'deterministic'), default=None,
-                   help='policy head (default: gaussian)')
-    b.add_argument('--steps', type=int, default=None, help='gradient steps (default: 4000)')
-    b.add_argument('--batch-size', type=int, default=None, help='batch size (default: 256)')
-    b.add_argument('--lr', type=float, default=None, help='learning rate (default: 1e-3)')
-    b.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
-    b.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
-    b.set_defaults(func=cmd_train)
+    b.set_defaults(func=cmd_train, config_flags=add_config_flags(b, _config_class('bc')))
     weighted_about = {
         'rwr': ('reward-weighted regression (Peters & Schaal 2007)', 'Behavior cloning with '
                 'each row weighted by exp(R_t / beta), R_t its discounted return-to-go in its '
@@ -102,24 +108,8 @@ def add_to(sub) -> None:
         w.add_argument('--data', required=True, help='dataset .npz with rewards')
         w.add_argument('-o', '--output', required=True, help='checkpoint folder to write')
         w.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
-        w.add_argument('--beta', type=float, default=None,
-                       help='temperature in units of return (default: 1.0)')
-        w.add_argument('--gamma', type=float, default=None, help='discount (default: 0.99)')
-        if name == 'awr':
-            w.add_argument('--w-max', type=float, default=None,
-                           help='weight clip (default: 20)')
-            w.add_argument('--lam', type=float, default=None,
-                           help='TD(lambda) lambda (default: 0.95)')
-            w.add_argument('--returns', choices=('td_lambda', 'monte_carlo'), default=None,
-                           help='value targets (default: td_lambda)')
-        w.add_argument('--head', choices=('gaussian', 'deterministic'), default=None,
-                       help='policy head (default: gaussian)')
-        w.add_argument('--steps', type=int, default=None, help='gradient steps (default: 4000)')
-        w.add_argument('--batch-size', type=int, default=None, help='batch size (default: 256)')
-        w.add_argument('--lr', type=float, default=None, help='learning rate (default: 1e-3)')
-        w.add_argument('--hidden', default=None, help='hidden widths, e.g. 256,256')
-        w.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
-        w.set_defaults(func=cmd_train_weighted)
+        w.set_defaults(func=cmd_train_weighted,
+                       config_flags=add_config_flags(w, _config_class(name), flatten=('bc',)))
     from ilrl_ros.core.training import ALGORITHMS
     about = {'reinforce': 'REINFORCE with reward-to-go and a baseline (Williams 1992)',
              'a2c': 'advantage actor-critic with GAE', 'ppo': 'PPO (Schulman et al. 2017)',
@@ -142,4 +132,5 @@ def add_to(sub) -> None:
         r.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
         r.add_argument('--eval-episodes', type=int, default=10,
                        help='evaluation episodes after training (default: %(default)s)')
-        r.set_defaults(func=cmd_train_rl)
+        r.set_defaults(func=cmd_train_rl, config_flags=add_config_flags(
+            r, _config_class(name), skip=('total_steps', 'seed')))
