@@ -109,17 +109,32 @@ class ReplayBuffer:
         return self.size
 
     def add(self, obs, actions, rewards, next_obs, terminated) -> None:
-        """Add a batch of transitions (leading dimension: number of environments)."""
-        obs = np.atleast_2d(obs)
-        for i in range(len(obs)):
-            j = self._next
-            self.obs[j] = obs[i]
-            self.actions[j] = np.asarray(actions)[i]
-            self.rewards[j] = np.asarray(rewards)[i]
-            self.next_obs[j] = np.atleast_2d(next_obs)[i]
-            self.terminated[j] = np.asarray(terminated)[i]
-            self._next = (j + 1) % self.capacity
-            self.size = min(self.size + 1, self.capacity)
+        """Add a batch of transitions (leading dimension: number of environments).
+
+        Rows go in environment order after the newest; all of them in one slice, or in one
+        index array where the batch wraps around the end of the ring. Of a batch larger
+        than the buffer, the last ``capacity`` rows are kept.
+        """
+        obs, next_obs = np.atleast_2d(obs), np.atleast_2d(next_obs)
+        actions, rewards = np.asarray(actions), np.asarray(rewards)
+        terminated = np.asarray(terminated)
+        n = len(obs)
+        if n > self.capacity:
+            keep = slice(n - self.capacity, n)
+            obs, actions, rewards = obs[keep], actions[keep], rewards[keep]
+            next_obs, terminated = next_obs[keep], terminated[keep]
+            self._next = (self._next + n - self.capacity) % self.capacity
+            n = self.capacity
+        start = self._next
+        rows = slice(start, start + n) if start + n <= self.capacity \
+            else np.arange(start, start + n) % self.capacity
+        self.obs[rows] = obs
+        self.actions[rows] = actions
+        self.rewards[rows] = rewards
+        self.next_obs[rows] = next_obs
+        self.terminated[rows] = terminated
+        self._next = (start + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
         if self.size == 0:
