@@ -55,3 +55,15 @@ class TrackProgress:
         self.s = s
         self.total += delta
         return delta
+
+
+def track_progresses(terms, kind: str, world, spec, what: str) -> dict:
+    """A TrackProgress for each term of this kind, keyed by ``id(term)``; they need a track."""
+    progresses = {}
+    for term in terms:
+        if term.kind == kind:
+            if world is None:
+                raise ValueError(f"{what} {kind} needs a track; the task's robot.sim is "
+                                 f'{spec.sim!r}')
+            progresses[id(term)] = TrackProgress(world, term.source)
+    return progresses

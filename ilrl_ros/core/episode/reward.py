@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ilrl_ros.core.episode.measures import joint_position, min_range, TrackProgress
+from ilrl_ros.core.episode.measures import joint_position, min_range, track_progresses
 from ilrl_ros.core.spec import TaskSpec, Term
 from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
 
@@ -13,13 +13,8 @@ class RewardFunction:
     def __init__(self, spec: TaskSpec, world=None):
         self.spec = spec
         self.terms = spec.reward
-        self._progress = {}
-        for term in self.terms:
-            if term.kind == 'track_progress':
-                if world is None:
-                    raise ValueError("reward term track_progress needs a track; the task's "
-                                     f'robot.sim is {spec.sim!r}')
-                self._progress[id(term)] = TrackProgress(world, term.source)
+        self._progress = track_progresses(self.terms, 'track_progress', world, spec,
+                                          'reward term')
 
     @property
     def sources(self) -> tuple:

@@ -1,7 +1,7 @@
 """Termination conditions of a task spec: whether an episode has ended, and how."""
 
 from ilrl_ros.core.episode import FAILURE, SUCCESS, TIMEOUT
-from ilrl_ros.core.episode.measures import joint_position, min_range, TrackProgress
+from ilrl_ros.core.episode.measures import joint_position, min_range, track_progresses
 from ilrl_ros.core.spec import TaskSpec, Term
 from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
 
@@ -12,17 +12,13 @@ class Termination:
     def __init__(self, spec: TaskSpec, world=None):
         self.spec = spec.termination
         self._world = world
-        self._progress = {}
         self._held_since = {}
         self._start_ns = 0
         half_step = 0.5 / spec.control_rate_hz
         self._timeout_ns = int((self.spec.timeout_s - half_step) * 1e9)
-        for term in self.spec.success + self.spec.failure + self.spec.success_at_timeout:
-            if term.kind == 'lap_complete':
-                if world is None:
-                    raise ValueError("termination lap_complete needs a track; the task's "
-                                     f'robot.sim is {spec.sim!r}')
-                self._progress[id(term)] = TrackProgress(world, term.source)
+        self._progress = track_progresses(
+            self.spec.success + self.spec.failure + self.spec.success_at_timeout,
+            'lap_complete', world, spec, 'termination')
 
     @property
     def sources(self) -> tuple:
