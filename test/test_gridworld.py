@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from ilrl_ros.core.algorithms import policy_iteration, q_learning, value_iteration
-from ilrl_ros.core.algorithms.value_iteration import bellman_backup
 from ilrl_ros.core.envs.gridworld import GridworldConfig, GridworldEnv, make_gridworld
+from ilrl_ros.core.rl.tabular import bellman_backup
 from ilrl_ros.core.train_log import TrainingLog
 
 # AIMA 3rd ed., fig. 17.3: utilities of the 4x3 world with R(s) = -0.04 and gamma = 1.

@@ -4,7 +4,7 @@ Howard, "Dynamic Programming and Markov Processes", 1960; as in Russell & Norvig
 "Artificial Intelligence: A Modern Approach", 3rd ed., fig. 17.7, and Sutton & Barto,
 "Reinforcement Learning: An Introduction", 2nd ed. 2018, sec. 4.3. Evaluation solves the
 linear Bellman equations (I - gamma P_pi) V = r_pi over the non-terminal states; the greedy
-step is the same ``bellman_backup`` value iteration uses.
+step is the same ``bellman_backup`` (``core/rl/tabular.py``) value iteration uses.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ilrl_ros.core.algorithms.value_iteration import bellman_backup
 from ilrl_ros.core.envs.gridworld import TabularMDP
+from ilrl_ros.core.rl.tabular import bellman_backup
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ilrl_ros.core.envs.gridworld import GridworldConfig, make_gridworld, TabularMDP
+from ilrl_ros.core.rl.tabular import bellman_backup
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -28,18 +29,6 @@ class ValueIterationConfig:
     which has no such bound, when a sweep changes them by less than tolerance."""
     max_iterations: int = 100_000
     """Give up after this many sweeps (``converged`` is then False)."""
-
-
-def bellman_backup(P: np.ndarray, R: np.ndarray, values: np.ndarray, gamma: float,
-                   terminal: np.ndarray) -> np.ndarray:
-    """Q[s, a] = sum_s' P[s, a, s'] (R[s, a, s'] + gamma V[s']), and 0 for terminal s.
-
-    One look ahead from ``values``: the max over actions is the value iteration update, the
-    argmax is policy improvement.
-    """
-    q = np.einsum('ijk,ijk->ij', P, R) + gamma * (P @ values)
-    q[terminal] = 0.0
-    return q
 
 
 def greedy_policy(q: np.ndarray) -> np.ndarray:
