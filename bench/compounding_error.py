@@ -65,8 +65,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ilrl_ros.core.algorithms import awr, dagger, dart  # noqa: E402
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc  # noqa: E402
-from ilrl_ros.core.rl import torch_threads  # noqa: E402
-from ilrl_ros.core.rollouts import aggregate, as_learner, rollout  # noqa: E402
+from ilrl_ros.core.rl.evaluation import as_learner  # noqa: E402
+from ilrl_ros.core.rl.torch_settings import torch_settings  # noqa: E402
+from ilrl_ros.core.rollouts import aggregate, rollout  # noqa: E402
 from ilrl_ros.core.spec import parse_spec, resolve_spec_path  # noqa: E402
 from ilrl_ros.core.tasks import make_env, make_expert  # noqa: E402
 
@@ -388,7 +389,7 @@ def main(argv=None) -> int:
             results += json.loads(path.read_text())['results']
         args.sensors = [s for s in SENSORS if any(r['sensor'] == s for r in results)]
         args.seeds = sorted({r['seed'] for r in results})
-    with torch_threads(1):
+    with torch_settings(1):
         for sensor in ([] if args.replot else args.sensors):
             for seed in args.seeds:
                 results.append(run_sensor(sensor, seed, args, log))

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(REPO))
     import torch
 
-    from ilrl_ros.core.algorithms.actor_critic import actor_critic_for_spaces
+    from ilrl_ros.core.rl.spaces import actor_critic_for_spaces
     from ilrl_ros.core.algorithms.reinforce import BASELINES, gradient_variances
 
     torch.set_num_threads(1)

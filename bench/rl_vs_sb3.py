@@ -533,7 +533,7 @@ def print_pair(name: str, pair: Pair, steps: int, rows: list, differ: list, same
 def run_pair(name: str, pair: Pair, args) -> dict:
     import gymnasium as gym
 
-    from ilrl_ros.core.rl import evaluate
+    from ilrl_ros.core.rl.evaluation import evaluate_policy
     from ilrl_ros.core.training import policy_actor
 
     steps = pair.quick_steps if args.quick else pair.steps
@@ -556,14 +556,15 @@ def run_pair(name: str, pair: Pair, args) -> dict:
             else:
                 trained[side] = train_sb3(pair, steps, seed, label)
                 act = sb3_actor(trained[side]['model'], trained[side]['vecnormalize'])
-            result = evaluate(act, lambda: gym.make(pair.env_id), episodes=episodes,
-                              seed=eval_seed)
+            result = evaluate_policy(lambda: gym.make(pair.env_id), act, episodes=episodes,
+                                     seed=eval_seed)
             t = trained[side]
-            log(f'  {label}: {t["seconds"]:.1f} s, return {result["mean"]:.1f} ± '
-                f'{result["std"]:.1f}')
+            log(f'  {label}: {t["seconds"]:.1f} s, return {result.mean_return:.1f} ± '
+                f'{result.std_return:.1f}')
             row[side] = {'seconds': t['seconds'], 'loop_seconds': t['loop_seconds'],
                          'env_steps': t['env_steps'], 'load1': load1,
-                         'eval': {k: result[k] for k in ('mean', 'std', 'returns')}}
+                         'eval': {'mean': result.mean_return, 'std': result.std_return,
+                                  'returns': result.returns}}
         rows.append(row)
         if settings is None:
             settings = {'ours': ours_settings(pair.algorithm, trained['ours']['run'].config),

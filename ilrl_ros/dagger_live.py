@@ -287,14 +287,14 @@ class LiveDAgger:
 
     def _train(self, index: int, data) -> tuple:
         from ilrl_ros.core.imitation import train_and_save
-        from ilrl_ros.core.rl import torch_threads
+        from ilrl_ros.core.rl.torch_settings import torch_settings
 
         def progress(step, total, metrics):
             print(f'    bc step {step}/{total}: loss {metrics["train/loss"]:.3f}', flush=True)
 
         bc = {'steps': self.config.bc_steps, 'seed': self.config.seed + index,
               'log_every': max(1, self.config.bc_steps // 5)}
-        with torch_threads(1):
+        with torch_settings(1):
             return train_and_save(
                 data, self.out / 'checkpoints' / round_name(index), bc=bc, label='dagger',
                 log_dir=self.out / 'logs' / round_name(index), progress=progress,

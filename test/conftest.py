@@ -41,6 +41,6 @@ def one_torch_thread():
     Small networks train fastest so, and the suite shares two cores with the ROS processes
     it starts.
     """
-    from ilrl_ros.core.rl import torch_threads
-    with torch_threads(1):
+    from ilrl_ros.core.rl.torch_settings import torch_settings
+    with torch_settings(1):
         yield

@@ -20,7 +20,7 @@ from ilrl_ros.core.networks.mlp import pooled_image_normalization
 from ilrl_ros.core.observation import (area_weights, extract_field, extract_observation,
                                        image_to_gray, ObservationError, resize_area)
 from ilrl_ros.core.readings import ImageReading
-from ilrl_ros.core.rl import torch_threads
+from ilrl_ros.core.rl.torch_settings import torch_settings
 from ilrl_ros.core.spec import load_spec, parse_spec, spec_from_json, SpecError
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.world.track_geometry import Track
@@ -375,7 +375,7 @@ def camera_bc(spec, tmp_path_factory):
                           actions=np.array(act, np.float32), episode=np.array(episode),
                           stamp_ns=np.arange(n, dtype=np.int64), reward=np.full(n, np.nan),
                           spec_json=spec.to_json())
-    with torch_threads(1):
+    with torch_settings(1):
         result = train(data, BCConfig(head='deterministic', hidden=(64, 64), steps=300,
                                       batch_size=64, log_every=50, val_fraction=0.34))
     path = save_checkpoint(tmp_path_factory.mktemp('camera') / 'bc', result.policy,

@@ -13,7 +13,8 @@ from ilrl_ros.core.algorithms.dagger import (
     run,
 )
 from ilrl_ros.core.data import Demonstrations
-from ilrl_ros.core.rollouts import aggregate, evaluate_policy, rollout
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rollouts import aggregate, rollout
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env, make_expert
 
@@ -151,8 +152,9 @@ def test_two_rounds_of_dagger_beat_bc_on_as_many_expert_labels(spec):
     expert_only = rollout(env, make_expert(spec), steps=600, seed=collection_seed(0, 1))
     bc = train(expert_only.data, bc_config).policy
     assert len(result.data) == len(expert_only.data) == 600
-    bc_eval = evaluate_policy(env, bc, episodes=2, max_episode_steps=300)
-    dagger_eval = evaluate_policy(env, result.policy, episodes=2, max_episode_steps=300)
+    bc_eval = evaluate_policy(env, bc, episodes=2, max_episode_steps=300).summary()
+    dagger_eval = evaluate_policy(env, result.policy, episodes=2,
+                                  max_episode_steps=300).summary()
     assert dagger_eval['collisions'] <= bc_eval['collisions']
     assert dagger_eval['mean_return'] >= 0.98 * bc_eval['mean_return']
     assert dagger_eval['mean_abs_lateral'] < bc_eval['mean_abs_lateral']

@@ -15,11 +15,9 @@ from ilrl_ros.core.algorithms.dqn import (
     dqn_next_values,
     DQNConfig,
     linear_epsilon,
-    td_target,
 )
 from ilrl_ros.core.algorithms.sac import sac_actor_loss, sac_alpha_loss, sac_target, SACConfig
 from ilrl_ros.core.algorithms.td3 import (
-    CriticEnsemble,
     min_q_target,
     smoothed_target_actions,
     td3_target,
@@ -28,7 +26,10 @@ from ilrl_ros.core.algorithms.td3 import (
 from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from ilrl_ros.core.networks import DeterministicActor, QPolicy, SquashedGaussianActor
 from ilrl_ros.core.networks.actors import squashed_gaussian_log_prob
-from ilrl_ros.core.rl import evaluate, TransitionBatch
+from ilrl_ros.core.rl.buffers import TransitionBatch
+from ilrl_ros.core.rl.critics import CriticEnsemble
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rl.losses import td_target
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env
 
@@ -341,7 +342,7 @@ def test_sac_swings_up_our_pendulum_task():
     assert len(returns) == 20
     assert result.log.series('train/alpha')[1] and result.log.series('train/critic_loss')[1]
     # Random torques score about -1200 on this task.
-    score = evaluate(greedy(result.policy), pendulum_task, episodes=5)['mean']
+    score = evaluate_policy(pendulum_task, greedy(result.policy), episodes=5).mean_return
     assert score > -800, score
 
 
@@ -351,8 +352,8 @@ def test_td3_swings_up_pendulum_v1():
     result = td3.train(lambda: gym.make('Pendulum-v1'), config)
     assert isinstance(result.policy, DeterministicActor)
     assert result.log.series('train/actor_loss')[1]
-    score = evaluate(greedy(result.policy), lambda: gym.make('Pendulum-v1'),
-                     episodes=5)['mean']
+    score = evaluate_policy(lambda: gym.make('Pendulum-v1'), greedy(result.policy),
+                            episodes=5).mean_return
     assert score > -800, score
 
 
@@ -369,8 +370,9 @@ def test_dqn_balances_cartpole():
     config = DQNConfig.for_env('CartPole-v1', total_steps=8000, hidden=(64, 64))
     result = dqn.train(lambda: gym.make('CartPole-v1'), config)
     assert isinstance(result.policy, QPolicy)
-    score = evaluate(lambda obs: int(greedy(result.policy)(obs)[0]),
-                     lambda: gym.make('CartPole-v1'), episodes=10)['mean']
+    score = evaluate_policy(lambda: gym.make('CartPole-v1'),
+                            lambda obs: int(greedy(result.policy)(obs)[0]),
+                            episodes=10).mean_return
     # A random policy balances for about 22 steps.
     assert score > 3 * 22, score
 

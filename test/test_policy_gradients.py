@@ -8,13 +8,6 @@ import pytest
 import torch
 
 from ilrl_ros.core.algorithms import a2c, ppo, reinforce
-from ilrl_ros.core.algorithms.actor_critic import (
-    actor_critic_for_spaces,
-    clip_grad_norm,
-    Optimizer,
-    RolloutCollector,
-    value_loss,
-)
 from ilrl_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from ilrl_ros.core.networks import ActorCritic, build_policy
 from ilrl_ros.core.networks.actor_critic import (
@@ -22,7 +15,13 @@ from ilrl_ros.core.networks.actor_critic import (
     gaussian_entropy,
     gaussian_log_prob,
 )
-from ilrl_ros.core.rl import evaluate, gae, make_vec_env, reward_to_go
+from ilrl_ros.core.rl.buffers import RolloutCollector
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rl.gae import gae, reward_to_go
+from ilrl_ros.core.rl.losses import value_loss
+from ilrl_ros.core.rl.optim import clip_grad_norm, Optimizer
+from ilrl_ros.core.rl.spaces import actor_critic_for_spaces
+from ilrl_ros.core.rl.vec_env import make_vec_env
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.core.tasks import make_env
 from ilrl_ros.core.train_log import TrainingLog
@@ -319,16 +318,16 @@ def test_ppo_learns_cartpole():
     names = {row['name'] for row in log.rows}
     assert {'rollout/ep_return', 'train/policy_loss', 'train/value_loss', 'train/approx_kl',
             'train/entropy', 'train/lr'} <= names
-    score = evaluate(result.policy.act, cartpole, episodes=10)['mean']
+    score = evaluate_policy(cartpole, result.policy.act, episodes=10).mean_return
     assert score > 150, f'PPO reached {score} on CartPole-v1 (random: ~22)'
 
 
 def test_reinforce_and_a2c_learn_cartpole():
     result = reinforce.train(cartpole, reinforce.REINFORCEConfig(total_steps=15_000))
-    score = evaluate(result.policy.act, cartpole, episodes=10)['mean']
+    score = evaluate_policy(cartpole, result.policy.act, episodes=10).mean_return
     assert score > 3 * RANDOM_CARTPOLE_RETURN, f'REINFORCE reached {score} on CartPole-v1'
     result = a2c.train(cartpole, a2c.A2CConfig.for_env('CartPole-v1', total_steps=15_000))
-    score = evaluate(result.policy.act, cartpole, episodes=10)['mean']
+    score = evaluate_policy(cartpole, result.policy.act, episodes=10).mean_return
     assert score > 3 * RANDOM_CARTPOLE_RETURN, f'A2C reached {score} on CartPole-v1'
 
 

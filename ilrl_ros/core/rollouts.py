@@ -8,40 +8,19 @@ is the observation with the expert's clean action as its label, so a dataset gro
 exactly one labelled row per visited state. ``aggregate`` joins datasets (DAgger's
 D <- D u D_i) and keeps their episodes apart.
 
-A learner is anything with ``act(observation) -> action``: a loaded checkpoint
-(``ilrl_ros.core.checkpoint.LoadedPolicy``), or a torch network wrapped by ``as_learner``.
+A learner is anything ``as_learner`` (``core/rl/evaluation.py``) accepts: something with
+``act(observation) -> action`` such as a loaded checkpoint
+(``ilrl_ros.core.checkpoint.LoadedPolicy``), a torch network or a function. Each episode is
+accounted for as ``evaluate_policy`` does it (``EpisodeTally``, ``EpisodeStats``).
 """
 
-from dataclasses import asdict, dataclass, field
-import math
+from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ilrl_ros.core.data import Demonstrations
+from ilrl_ros.core.rl.evaluation import as_learner, EpisodeTally, summarize_episodes
 from ilrl_ros.core.spec import contract_mismatch
-
-
-class TorchLearner:
-    """``act(obs) -> action`` for a network whose ``forward`` returns the task's action."""
-
-    def __init__(self, network: torch.nn.Module):
-        self.network = network
-
-    def act(self, observation) -> np.ndarray:
-        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
-        with torch.no_grad():
-            return self.network(obs)[0].numpy().astype(np.float64)
-
-
-def as_learner(policy):
-    """Return ``policy`` if it has ``act``; wrap a torch network's ``forward``."""
-    if hasattr(policy, 'act'):
-        return policy
-    if isinstance(policy, torch.nn.Module):
-        return TorchLearner(policy)
-    raise TypeError(f'a learner needs an act(observation) method or must be a torch '
-                    f'network; got {type(policy).__name__}')
 
 
 def noise_factor(noise, act_dim: int):
@@ -76,53 +55,6 @@ def noise_factor(noise, act_dim: int):
     if not np.any(eigenvalues > 0):
         return None
     return vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
-
-
-@dataclass
-class EpisodeStats:
-    """How one rolled-out episode went."""
-
-    episode: int
-    """Its id in the returned dataset's ``episode`` column."""
-    seed: int
-    """The seed its start state was reset with."""
-    outcome: str
-    """'success', 'failure' or 'timeout' from the task, or 'cut' when a step limit ended it."""
-    success: bool
-    """Whether the outcome is 'success'."""
-    episode_return: float
-    """Sum of the task's rewards."""
-    steps: int
-    """Control steps, which is also the labelled rows it added."""
-    mean_abs_lateral: float
-    """Mean |lateral offset| from the track centerline in metres; NaN if the env has none."""
-    collisions: int
-    """Steps that ended touching a wall (the env's 'collided'); 0 if the env has none."""
-    expert_steps: int
-    """Steps whose executed action came from the expert."""
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        out['return'] = out.pop('episode_return')
-        return out
-
-
-def summarize_episodes(episodes: list) -> dict:
-    """Success rate, mean return, steps, |lateral| and collisions over episodes."""
-    if not episodes:
-        return {'episodes': 0, 'success_rate': math.nan, 'mean_return': math.nan,
-                'mean_steps': math.nan, 'mean_abs_lateral': math.nan, 'collisions': 0,
-                'expert_fraction': math.nan}
-    laterals = [e.mean_abs_lateral for e in episodes if not math.isnan(e.mean_abs_lateral)]
-    steps = sum(e.steps for e in episodes)
-    return {'episodes': len(episodes),
-            'success_rate': float(np.mean([e.success for e in episodes])),
-            'mean_return': float(np.mean([e.episode_return for e in episodes])),
-            'mean_steps': float(np.mean([e.steps for e in episodes])),
-            'mean_abs_lateral': float(np.mean(laterals)) if laterals else math.nan,
-            'collisions': int(sum(e.collisions for e in episodes)),
-            'expert_fraction': sum(e.expert_steps for e in episodes) / steps if steps
-            else math.nan}
 
 
 @dataclass
@@ -197,7 +129,7 @@ def rollout(env, expert, learner=None, *, episodes: int = None, steps: int = Non
     while (k < budget) if steps is None else (total_steps < budget):
         episode = episode_start + k
         obs, _ = env.reset(seed=int(seed) + k)
-        done, outcome, ret, n, expert_n, collisions, laterals = False, None, 0.0, 0, 0, 0, []
+        tally, done, expert_n = EpisodeTally(), False, 0
         while not done:
             readings = env.current_readings()
             label = np.asarray(expert.act(readings), dtype=np.float64)
@@ -217,26 +149,17 @@ def rollout(env, expert, learner=None, *, episodes: int = None, steps: int = Non
             stamps.append(_stamp(readings))
             obs, reward, terminated, truncated, info = env.step(action)
             rewards.append(float(reward))
-            ret += float(reward)
-            n += 1
+            tally.add(reward, info)
             total_steps += 1
-            if 'lateral' in info:
-                laterals.append(abs(float(info['lateral'])))
-            collisions += int(bool(info.get('collided', False)))
-            outcome = info.get('outcome')
             done = terminated or truncated
-            if not done and ((max_episode_steps and n >= max_episode_steps)
+            if not done and ((max_episode_steps and tally.steps >= max_episode_steps)
                              or (steps is not None and total_steps >= budget)):
-                done, outcome = True, 'cut'
-        stats.append(EpisodeStats(
-            episode=episode, seed=int(seed) + k, outcome=str(outcome),
-            success=outcome == 'success', episode_return=ret, steps=n,
-            mean_abs_lateral=float(np.mean(laterals)) if laterals else math.nan,
-            collisions=collisions, expert_steps=expert_n))
+                done, tally.outcome = True, 'cut'
+        stats.append(tally.stats(episode=episode, seed=int(seed) + k, expert_steps=expert_n))
         k += 1
         if progress:
             progress(k if steps is None else total_steps, budget,
-                     {'rollout/return': ret, 'rollout/steps': n})
+                     {'rollout/return': tally.episode_return, 'rollout/steps': tally.steps})
     data = Demonstrations(
         observations=np.array(obs_rows, dtype=np.float32).reshape(len(obs_rows), -1),
         actions=np.array(labels, dtype=np.float32).reshape(len(labels), act_dim),
@@ -248,36 +171,6 @@ def rollout(env, expert, learner=None, *, episodes: int = None, steps: int = Non
               'seed': int(seed), 'episodes': len(stats)})
     return RolloutResult(data=data, executed=np.array(executed).reshape(len(executed), act_dim),
                          from_expert=np.array(from_expert, dtype=bool), episodes=stats)
-
-
-def evaluate_policy(env, policy, episodes: int = 10, seed: int = 10_000,
-                    max_episode_steps: int = None) -> dict:
-    """Run ``policy`` alone for whole episodes; return ``summarize_episodes`` and the list.
-
-    The expert is not consulted: no labels are needed to score a policy.
-    """
-    learner = as_learner(policy)
-    stats = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        done, outcome, ret, n, collisions, laterals = False, None, 0.0, 0, 0, []
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(learner.act(obs))
-            ret += float(reward)
-            n += 1
-            if 'lateral' in info:
-                laterals.append(abs(float(info['lateral'])))
-            collisions += int(bool(info.get('collided', False)))
-            outcome = info.get('outcome')
-            done = terminated or truncated
-            if not done and max_episode_steps and n >= max_episode_steps:
-                done, outcome = True, 'cut'
-        stats.append(EpisodeStats(
-            episode=k, seed=seed + k, outcome=str(outcome), success=outcome == 'success',
-            episode_return=ret, steps=n,
-            mean_abs_lateral=float(np.mean(laterals)) if laterals else math.nan,
-            collisions=collisions, expert_steps=0))
-    return {**summarize_episodes(stats), 'per_episode': [s.as_dict() for s in stats]}
 
 
 def aggregate(datasets) -> Demonstrations:

@@ -8,12 +8,15 @@ preset for it, trains, evaluates, and returns the policy network a checkpoint st
 
 from dataclasses import dataclass, replace
 import importlib
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from ilrl_ros.core.rl import evaluate, torch_threads
+from ilrl_ros.core.rl.evaluation import Evaluation, evaluate_policy
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.torch_settings import torch_settings
 from ilrl_ros.core.spec import load_spec, TaskSpec
 from ilrl_ros.core.tasks import make_env
 from ilrl_ros.core.train_log import TrainingLog
@@ -37,17 +40,15 @@ MBRL_REWARD_FOR_TASK = {'pendulum': 'pendulum'}
 
 
 @dataclass
-class RLRun:
-    """A finished training run: the policy network, its log, and how it scored."""
+class RLRun(RLResult):
+    """A finished training run: ``RLResult``, which algorithm on which task, how it scored."""
 
     algorithm: str
-    policy: torch.nn.Module
-    spec: TaskSpec
-    config: dict
-    log: TrainingLog
-    seconds: float
-    env_steps: int
-    evaluation: dict
+    """The ``ALGORITHMS`` name."""
+    spec: Optional[TaskSpec]
+    """The task's spec (None for a gymnasium env id)."""
+    evaluation: Optional[Evaluation]
+    """The trained policy's evaluation episodes on the task (None when none were run)."""
 
 
 def _module(algorithm: str):
@@ -87,7 +88,7 @@ def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = 
     torch thread: small networks gain nothing from more, and a busy machine makes extra
     threads spin.
     """
-    with torch_threads(1):
+    with torch_settings(1):
         return _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress,
                          eval_episodes, dqn_bins, overrides)
 
@@ -128,10 +129,11 @@ def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_epis
     policy = result.policy.eval()
     # Evaluated on the task itself: a network's forward gives the task's own action (a
     # discretised DQN's table maps back to torques), as the policy node will use it.
-    evaluation = evaluate(policy_actor(policy, base_env()), base_env, episodes=eval_episodes,
-                          seed=10_000 + seed) if eval_episodes else {}
+    evaluation = evaluate_policy(base_env, policy_actor(policy, base_env()),
+                                 episodes=eval_episodes, seed=10_000 + seed) \
+        if eval_episodes else None
     if evaluation:
-        log.scalar('eval/mean_return', evaluation['mean'], env_steps)
+        log.scalar('eval/mean_return', evaluation.mean_return, env_steps)
     log.close()
     config_dict = result.config if isinstance(result.config, dict) else vars(config)
     return RLRun(algorithm=algorithm, policy=policy, spec=spec, config=config_dict, log=log,

@@ -7,32 +7,52 @@ environments as in OpenAI Baselines. One gradient step per short rollout, on
 ``A2CConfig.for_env`` gives the rl-baselines3-zoo's settings for a few gymnasium tasks.
 """
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 import logging
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ilrl_ros.core.algorithms.actor_critic import (
-    actor_critic_for_spaces,
-    clip_grad_norm,
-    explained_variance,
-    Optimizer,
-    RewardScaler,
-    RLResult,
-    RolloutCollector,
-    schedule,
-    value_loss,
-)
-from ilrl_ros.core.rl import gae, make_vec_env, Progress, torch_threads
+from ilrl_ros.core.rl.buffers import RewardScaler, RolloutCollector
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.gae import gae
+from ilrl_ros.core.rl.losses import explained_variance, value_loss
+from ilrl_ros.core.rl.optim import clip_grad_norm, Optimizer, schedule
+from ilrl_ros.core.rl.progress import Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.spaces import actor_critic_for_spaces
+from ilrl_ros.core.rl.torch_settings import torch_settings
+from ilrl_ros.core.rl.vec_env import make_vec_env
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
 
+# rl-baselines3-zoo hyperparams/a2c.yml ('normalize: true' is VecNormalize: observations
+# and rewards). The zoo's Pendulum-v1 uses generalised state-dependent exploration
+# (use_sde) with log_std_init -2, the log std of its noise *weights*; this network's
+# state-independent Gaussian with log std -2 (std 0.14) hardly explores (mean return about
+# -1050 after 200k steps, against about -240 after 400k with the default 0), so that one
+# setting is left at its default.
+A2C_PRESETS = {
+    'CartPole-v1': dict(total_steps=500_000, num_envs=8, ent_coef=0.0,
+                        normalize_observations=False),
+    'Pendulum-v1': dict(total_steps=1_000_000, num_envs=8, num_steps=8, ent_coef=0.0,
+                        max_grad_norm=0.5, gae_lambda=0.9, vf_coef=0.4, gamma=0.9,
+                        use_rms_prop=True, normalize_advantage=False, lr=7e-4,
+                        lr_schedule='linear', ortho_init=False,
+                        normalize_observations=True, normalize_rewards=True),
+}
+
+
 @dataclass
-class A2CConfig:
-    """A2C settings (defaults: Stable-Baselines3's A2C)."""
+class A2CConfig(RLConfig):
+    """A2C settings (defaults: Stable-Baselines3's A2C; ``for_env`` gives the zoo's)."""
+
+    presets: ClassVar[dict] = A2C_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'num_steps')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'gae_lambda')
 
     total_steps: int = 100_000
     """Environment steps (over all environments); the last update may overshoot."""
@@ -73,31 +93,6 @@ class A2CConfig:
     seed: int = 0
     """Seed for the network, the sampling and the environments."""
 
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'A2CConfig':
-        """The rl-baselines3-zoo's A2C settings for ``env_id`` (hyperparams/a2c.yml)."""
-        if env_id not in A2C_PRESETS:
-            raise ValueError(f'no A2C preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(A2C_PRESETS))}')
-        return replace(cls(**A2C_PRESETS[env_id]), **overrides)
-
-
-# rl-baselines3-zoo hyperparams/a2c.yml ('normalize: true' is VecNormalize: observations
-# and rewards). The zoo's Pendulum-v1 uses generalised state-dependent exploration
-# (use_sde) with log_std_init -2, the log std of its noise *weights*; this network's
-# state-independent Gaussian with log std -2 (std 0.14) hardly explores (mean return about
-# -1050 after 200k steps, against about -240 after 400k with the default 0), so that one
-# setting is left at its default.
-A2C_PRESETS = {
-    'CartPole-v1': dict(total_steps=500_000, num_envs=8, ent_coef=0.0,
-                        normalize_observations=False),
-    'Pendulum-v1': dict(total_steps=1_000_000, num_envs=8, num_steps=8, ent_coef=0.0,
-                        max_grad_norm=0.5, gae_lambda=0.9, vf_coef=0.4, gamma=0.9,
-                        use_rms_prop=True, normalize_advantage=False, lr=7e-4,
-                        lr_schedule='linear', ortho_init=False,
-                        normalize_observations=True, normalize_rewards=True),
-}
-
 
 def a2c_policy_loss(log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
     """-E[log pi(a|s) A(s, a)], the advantages held fixed."""
@@ -108,7 +103,7 @@ def train(env_fn, config: A2CConfig = A2CConfig(), log: TrainingLog = None,
           progress=None) -> RLResult:
     """Train an ``ActorCritic`` on ``env_fn()`` environments; see the module docstring."""
     log = log or TrainingLog()
-    with torch_threads(1):
+    with torch_settings(config.torch_threads, config.matmul_precision):
         return _train(env_fn, config, log, progress)
 
 
@@ -174,7 +169,5 @@ def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
             tracker(env_steps, metrics)
     envs.close()
     policy.eval()
-    config_dict = asdict(config)
-    config_dict['hidden'] = list(config.hidden)
-    return RLResult(policy=policy, log=log, config=config_dict, seconds=tracker.seconds,
-                    env_steps=env_steps)
+    return RLResult(policy=policy, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=env_steps)

@@ -32,7 +32,8 @@ from ilrl_ros.core.algorithms.rwr import (
 )
 from ilrl_ros.core.data import Demonstrations, Normalizer
 from ilrl_ros.core.networks import mlp
-from ilrl_ros.core.rl import gae, torch_threads
+from ilrl_ros.core.rl.gae import gae
+from ilrl_ros.core.rl.torch_settings import torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def train(data: Demonstrations, config: AWRConfig = AWRConfig(), log: TrainingLo
     """Fit V, weight every row by ``awr_weights`` of its advantage, and fit weighted BC."""
     reward = require_rewards(data, 'advantage-weighted regression')
     log = log or TrainingLog()
-    with torch_threads(1):
+    with torch_settings(1):
         torch.manual_seed(config.bc.seed)
         rng = np.random.default_rng(config.bc.seed)
         values, returns = fit_value(data.observations, reward, data.episode, config, rng,

@@ -15,9 +15,9 @@ import math
 import time
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
-from ilrl_ros.core.rl import torch_threads
-from ilrl_ros.core.rollouts import (aggregate, evaluate_policy, rollout, round_amount,
-                                    RoundPlan)
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rl.torch_settings import torch_settings
+from ilrl_ros.core.rollouts import aggregate, rollout, round_amount, RoundPlan
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
@@ -113,7 +113,7 @@ def run(spec: TaskSpec, config: DAggerConfig = DAggerConfig(), progress=None, ex
         raise ValueError(f'DAgger needs at least 1 round, got {config.rounds}')
     round_amount(config, 1)  # checks the round sizes before any work
     beta_for_round(config.schedule, 1, config.p)  # checks the schedule before any work
-    with torch_threads(1):
+    with torch_settings(1):
         return _run(spec, config, progress, expert, initial_data, log or TrainingLog())
 
 
@@ -140,7 +140,7 @@ def _run(spec, config, progress, expert, initial_data, log) -> DAggerResult:
         policy = trained.policy
         policies.append(policy)
         evaluation = (evaluate_policy(env, policy, config.eval_episodes, config.eval_seed,
-                                      max_steps) if config.eval_episodes else {})
+                                      max_steps).summary() if config.eval_episodes else {})
         collect = collected.summary()
         row = {'round': i, 'beta': beta, 'new_labels': len(collected.data),
                'dataset_size': len(data), 'expert_fraction': collect['expert_fraction'],

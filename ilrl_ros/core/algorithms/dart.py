@@ -28,9 +28,9 @@ import torch
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.algorithms.dagger import collection_seed
-from ilrl_ros.core.rl import torch_threads
-from ilrl_ros.core.rollouts import (aggregate, evaluate_policy, noise_factor, rollout,
-                                    round_amount, RoundPlan)
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rl.torch_settings import torch_settings
+from ilrl_ros.core.rollouts import aggregate, noise_factor, rollout, round_amount, RoundPlan
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
@@ -118,7 +118,7 @@ def run(spec: TaskSpec, config: DARTConfig = DARTConfig(), progress=None, expert
         raise ValueError(f'DART needs at least 1 round, got {config.rounds}')
     round_amount(config, 1)  # checks the round sizes before any work
     noise_factor(config.initial_noise, spec.action.size)  # checks it before any work
-    with torch_threads(1):
+    with torch_settings(1):
         return _run(spec, config, progress, expert, log or TrainingLog())
 
 
@@ -147,7 +147,7 @@ def _run(spec, config, progress, expert, log) -> DARTResult:
         next_noise = noise_covariance(learner_actions(policy, newest.observations),
                                       newest.actions, config.alpha, horizon)
         evaluation = (evaluate_policy(env, policy, config.eval_episodes, config.eval_seed,
-                                      max_steps) if config.eval_episodes else {})
+                                      max_steps).summary() if config.eval_episodes else {})
         collect = collected.summary()
         row = {'round': k, 'noise': noise.tolist(),
                'noise_std': np.sqrt(np.diag(noise)).tolist(),

@@ -7,21 +7,39 @@ Q(s, mu(s)); both targets follow by Polyak averaging. As in Stable-Baselines3 (a
 "our DDPG"), exploration is Gaussian rather than Ornstein-Uhlenbeck noise.
 
 TD3 is DDPG plus three changes, so DDPG runs TD3's loop (``td3.train_deterministic``) with
-one critic, no target smoothing and no delay; the policy is a ``td3.DeterministicActor``.
+one critic, no target smoothing and no delay; the policy is a ``DeterministicActor``.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from ilrl_ros.core.algorithms.dqn import check_config, config_dict, OffPolicyResult, td_target
 from ilrl_ros.core.algorithms.td3 import TD3Config, train_deterministic
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.losses import td_target
+from ilrl_ros.core.rl.results import RLResult
 from ilrl_ros.core.train_log import TrainingLog
 
 
+# rl-baselines3-zoo hyperparams/ddpg.yml (checked against commit 22e3ff2, April 2026). Our
+# 'pendulum' task is Pendulum-v1 step for step.
+DDPG_PRESETS = {
+    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
+                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
+                        train_freq=1, lr=1e-3, hidden=(400, 300)),
+}
+DDPG_PRESETS['pendulum'] = DDPG_PRESETS['Pendulum-v1']
+
+
 @dataclass
-class DDPGConfig:
+class DDPGConfig(RLConfig):
     """DDPG settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = DDPG_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'buffer_size', 'batch_size',
+                                        'train_freq', 'gradient_steps', 'log_every')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'tau')
 
     total_steps: int = 20_000
     """Environment steps."""
@@ -52,39 +70,11 @@ class DDPGConfig:
     """Seed for initialisation, exploration, replay sampling and the env's first reset."""
     log_every: int = 1000
     """Environment steps between ``train/...`` scalars."""
-    torch_threads: int = 1
-    """Intra-op threads while training (restored afterwards)."""
-    matmul_precision: str = 'highest'
-    """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
-    ``dqn.torch_settings``)."""
-
-    def __post_init__(self):
-        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
-                                     'gradient_steps', 'log_every', 'torch_threads'),
-                     fractions=('gamma', 'tau'))
-
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'DDPGConfig':
-        """The rl-baselines3-zoo's tuned DDPG settings for ``env_id`` (hyperparams/ddpg.yml)."""
-        if env_id not in DDPG_PRESETS:
-            raise ValueError(f'no DDPG preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(DDPG_PRESETS))}')
-        return replace(cls(**DDPG_PRESETS[env_id]), **overrides)
 
     def as_td3(self) -> TD3Config:
         """The TD3 settings that run this DDPG: one critic, no smoothing, no delay."""
         return TD3Config(**vars(self), n_critics=1, policy_delay=1, target_policy_noise=0.0,
                          target_noise_clip=0.0)
-
-
-# rl-baselines3-zoo hyperparams/ddpg.yml (checked against commit 22e3ff2, April 2026). Our
-# 'pendulum' task is Pendulum-v1 step for step.
-DDPG_PRESETS = {
-    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
-                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
-                        train_freq=1, lr=1e-3, hidden=(400, 300)),
-}
-DDPG_PRESETS['pendulum'] = DDPG_PRESETS['Pendulum-v1']
 
 
 def ddpg_target(rewards: torch.Tensor, terminated: torch.Tensor,
@@ -97,7 +87,7 @@ def ddpg_target(rewards: torch.Tensor, terminated: torch.Tensor,
 
 
 def train(env_fn, config: DDPGConfig = DDPGConfig(), log: TrainingLog = None,
-          progress=None) -> OffPolicyResult:
+          progress=None) -> RLResult:
     """Train a ``DeterministicActor`` with DDPG on ``env_fn()`` (a Box action space)."""
     return train_deterministic(env_fn, config.as_td3(), log, progress,
                                report_config=config_dict(config))

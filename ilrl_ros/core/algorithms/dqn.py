@@ -1,20 +1,17 @@
-"""Deep Q-networks for discrete actions, and the pieces every off-policy algorithm here shares.
+"""Deep Q-networks for discrete actions.
 
 Mnih et al., "Human-level control through deep reinforcement learning", Nature 518, 2015
 (replay buffer, target network, Huber loss); double DQN from van Hasselt, Guez & Silver,
 "Deep Reinforcement Learning with Double Q-learning", AAAI 2016. A continuous task is run by
 ``DiscretizedActions`` (k torques per joint), and the ``QPolicy`` then returns the continuous
 action of its greedy choice, so its checkpoint drives the robot like any other policy.
-
-Shared with DDPG, TD3 and SAC (``ddpg.py``, ``td3.py``, ``sac.py``): ``td_target``,
-``OffPolicyResult``, ``EpisodeReturns``, ``torch_settings`` and ``config_dict``.
 """
 
-from contextlib import contextmanager
 import copy
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 import itertools
 import logging
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -22,123 +19,44 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ilrl_ros.core.networks import ACTIVATIONS, QPolicy
-from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
+from ilrl_ros.core.networks import QPolicy
+from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.losses import td_target
+from ilrl_ros.core.rl.optim import adam, polyak_update
+from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
-MATMUL_PRECISIONS = ('highest', 'high', 'medium')
-
-
-# ---------------------------------------------------------------- shared off-policy pieces
-
-def td_target(rewards: torch.Tensor, terminated: torch.Tensor, next_values: torch.Tensor,
-              gamma: float) -> torch.Tensor:
-    """The TD target y = r + gamma (1 - terminated) V(s'): terminal steps do not bootstrap.
-
-    A step cut by a time limit is not terminal; it bootstraps from its true next state.
-    """
-    return rewards + gamma * (1.0 - terminated) * next_values
+# rl-baselines3-zoo hyperparams/dqn.yml (checked against commit 22e3ff2, April 2026).
+DQN_PRESETS = {
+    'CartPole-v1': dict(total_steps=50_000, lr=2.3e-3, batch_size=64, buffer_size=100_000,
+                        learning_starts=1000, gamma=0.99, target_update_interval=10,
+                        train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                        exploration_final_eps=0.04, hidden=(256, 256)),
+    # Not from the zoo (it has no DQN for a Box task): Pendulum-v1 through
+    # DiscretizedActions(bins=5), set here; about -110 after 10k steps (seeds 0 and 1).
+    'Pendulum-v1': dict(total_steps=10_000, lr=1e-3, batch_size=128, buffer_size=50_000,
+                        learning_starts=1000, gamma=0.98, train_freq=1, gradient_steps=1,
+                        target_update_interval=1, tau=0.005, exploration_fraction=0.1,
+                        exploration_final_eps=0.05, hidden=(256, 256)),
+}
+DQN_PRESETS['pendulum'] = DQN_PRESETS['Pendulum-v1']
 
 
 @dataclass
-class OffPolicyResult:
-    """What an off-policy ``train`` returns: the policy (eval mode) and its log."""
-
-    policy: nn.Module
-    log: TrainingLog
-    config: dict
-    seconds: float
-    env_steps: int
-
-
-class EpisodeReturns:
-    """Sums rewards per episode; logs ``rollout/ep_return`` and ``rollout/ep_length``."""
-
-    def __init__(self, log: TrainingLog, window: int = 10):
-        self.log, self.window = log, window
-        self.ret, self.length = 0.0, 0
-        self.finished: list = []
-
-    def add(self, reward: float, done: bool, step: int) -> None:
-        self.ret += float(reward)
-        self.length += 1
-        if done:
-            self.log.scalar('rollout/ep_return', self.ret, step)
-            self.log.scalar('rollout/ep_length', self.length, step)
-            self.finished.append(self.ret)
-            self.ret, self.length = 0.0, 0
-
-    def recent_mean(self) -> float:
-        """Mean return of the last ``window`` episodes (nan before the first ends)."""
-        recent = self.finished[-self.window:]
-        return float(np.mean(recent)) if recent else float('nan')
-
-
-@contextmanager
-def torch_settings(threads: int, matmul_precision: str):
-    """Set threads, float32 matmul precision and denormal flushing; restore them after.
-
-    Small networks train fastest on one thread. 'medium' lets PyTorch compute float32
-    matrix products in bfloat16 with float32 accumulation where the CPU has it (AMX,
-    AVX512-BF16): about three times faster there, with about three significant digits per
-    product. Denormal numbers (Adam's second moments and tiny gradients make them) are
-    flushed to zero: they cost the CPU about 10% here.
-    """
-    if matmul_precision not in MATMUL_PRECISIONS:
-        raise ValueError(f'matmul_precision {matmul_precision!r} is not one of '
-                         f'{", ".join(MATMUL_PRECISIONS)}')
-    old_threads, old_precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
-    torch.set_num_threads(threads)
-    torch.set_float32_matmul_precision(matmul_precision)
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-        torch.set_num_threads(old_threads)
-        torch.set_float32_matmul_precision(old_precision)
-
-
-def check_config(config, positive: tuple = (), fractions: tuple = ()) -> None:
-    """Refuse settings that cannot run, naming the field and what it must be."""
-    name = type(config).__name__
-    for field in positive:
-        value = getattr(config, field)
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f'{name}.{field} must be a positive integer, got {value!r}')
-    for field in fractions:
-        value = getattr(config, field)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f'{name}.{field} must lie in [0, 1], got {value!r}')
-    if config.matmul_precision not in MATMUL_PRECISIONS:
-        raise ValueError(f'{name}.matmul_precision {config.matmul_precision!r} is not one of '
-                         f'{", ".join(MATMUL_PRECISIONS)}')
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(f'{name}.activation {config.activation!r} is not one of '
-                         f'{", ".join(ACTIVATIONS)}')
-
-
-def config_dict(config) -> dict:
-    """The config as JSON-able values (tuples become lists) for logs and checkpoints."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
-
-
-def adam(params, lr: float) -> torch.optim.Adam:
-    """Adam with its fused kernel where this PyTorch has one for the CPU (one call a step)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
-
-
-# ---------------------------------------------------------------- DQN
-
-@dataclass
-class DQNConfig:
+class DQNConfig(RLConfig):
     """DQN settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = DQN_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'buffer_size', 'batch_size',
+                                        'train_freq', 'gradient_steps',
+                                        'target_update_interval', 'log_every')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'tau', 'exploration_fraction',
+                                        'exploration_initial_eps', 'exploration_final_eps')
 
     total_steps: int = 50_000
     """Environment steps."""
@@ -181,45 +99,13 @@ class DQNConfig:
     """Seed for initialisation, exploration, replay sampling and the env's first reset."""
     log_every: int = 1000
     """Environment steps between ``train/...`` scalars."""
-    torch_threads: int = 1
-    """Intra-op threads while training (restored afterwards)."""
-    matmul_precision: str = 'highest'
-    """Float32 matmul precision while training: 'highest', 'high' or 'medium'."""
 
     def __post_init__(self):
-        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
-                                     'gradient_steps', 'target_update_interval', 'log_every',
-                                     'torch_threads'),
-                     fractions=('gamma', 'tau', 'exploration_fraction',
-                                'exploration_initial_eps', 'exploration_final_eps'))
+        super().__post_init__()
         if self.normalize_obs and self.learning_starts < 2:
             raise ValueError(f'DQNConfig.normalize_obs measures the observations of the '
                              f'warm-up steps; learning_starts must be at least 2, got '
                              f'{self.learning_starts}')
-
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'DQNConfig':
-        """Tuned DQN settings for ``env_id`` (zoo's dqn.yml; ours for Pendulum-v1)."""
-        if env_id not in DQN_PRESETS:
-            raise ValueError(f'no DQN preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(DQN_PRESETS))}')
-        return replace(cls(**DQN_PRESETS[env_id]), **overrides)
-
-
-# rl-baselines3-zoo hyperparams/dqn.yml (checked against commit 22e3ff2, April 2026).
-DQN_PRESETS = {
-    'CartPole-v1': dict(total_steps=50_000, lr=2.3e-3, batch_size=64, buffer_size=100_000,
-                        learning_starts=1000, gamma=0.99, target_update_interval=10,
-                        train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-                        exploration_final_eps=0.04, hidden=(256, 256)),
-    # Not from the zoo (it has no DQN for a Box task): Pendulum-v1 through
-    # DiscretizedActions(bins=5), set here; about -110 after 10k steps (seeds 0 and 1).
-    'Pendulum-v1': dict(total_steps=10_000, lr=1e-3, batch_size=128, buffer_size=50_000,
-                        learning_starts=1000, gamma=0.98, train_freq=1, gradient_steps=1,
-                        target_update_interval=1, tau=0.005, exploration_fraction=0.1,
-                        exploration_final_eps=0.05, hidden=(256, 256)),
-}
-DQN_PRESETS['pendulum'] = DQN_PRESETS['Pendulum-v1']
 
 
 def linear_epsilon(step: int, total_steps: int, config: DQNConfig) -> float:
@@ -290,14 +176,14 @@ def action_table_for(env: gym.Env) -> np.ndarray:
 
 
 def train(env_fn, config: DQNConfig = DQNConfig(), log: TrainingLog = None,
-          progress=None) -> OffPolicyResult:
+          progress=None) -> RLResult:
     """Train a ``QPolicy`` on ``env_fn()`` (Discrete actions, or a ``DiscretizedActions``)."""
     log = log or TrainingLog()
-    with torch_settings(config.torch_threads, config.matmul_precision):
+    with torch_settings(config.torch_threads, config.matmul_precision, flush_denormal=True):
         return _train(env_fn, config, log, progress)
 
 
-def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> OffPolicyResult:
+def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
     table = action_table_for(env)
@@ -353,8 +239,8 @@ def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> OffPolicyRe
             tracker(step, metrics)
     env.close()
     q.eval()
-    return OffPolicyResult(policy=q, log=log, config=config_dict(config),
-                           seconds=tracker.seconds, env_steps=config.total_steps)
+    return RLResult(policy=q, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=config.total_steps)
 
 
 def _update(q: QPolicy, target: QPolicy, optimizer, batch, config: DQNConfig) -> torch.Tensor:

@@ -15,7 +15,7 @@ the policy node runs it like any other network; it, the ensemble and the planner
 ``core/networks/mpc.py``, and this file trains the ensemble.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 import logging
 import math
 import time
@@ -25,13 +25,12 @@ import torch
 
 from ilrl_ros.core.networks import DynamicsEnsemble, MPCPolicy, PlannerConfig
 from ilrl_ros.core.networks.mpc import REWARD_FUNCTIONS
-from ilrl_ros.core.rl import (
-    evaluate,
-    final_observations,
-    make_vec_env,
-    ReplayBuffer,
-    seed_everything,
-)
+from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.configs import config_dict
+from ilrl_ros.core.rl.evaluation import evaluate_policy
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.torch_settings import seed_everything
+from ilrl_ros.core.rl.vec_env import final_observations, make_vec_env
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -124,18 +123,15 @@ class MBRLConfig:
 
 
 @dataclass
-class MBRLResult:
-    """What ``train`` returns."""
+class MBRLResult(RLResult):
+    """What ``train`` returns: an ``RLResult`` (its policy an ``MPCPolicy``) and figures."""
 
-    policy: MPCPolicy
-    log: TrainingLog
-    config: dict
-    seconds: float
-    env_steps: int
     model_val_loss: float
+    """The ensemble's one-step error on the held-out transitions after the last fit."""
     plan_ms: float
     """Mean wall time of one planning call (a batch of ``num_envs`` observations)."""
     eval_return: float = float('nan')
+    """Mean return of the ``eval_episodes`` evaluation episodes (nan without them)."""
 
 
 def train(env_fn, config: MBRLConfig = MBRLConfig(), reward_fn: str = 'pendulum',
@@ -235,21 +231,17 @@ def train(env_fn, config: MBRLConfig = MBRLConfig(), reward_fn: str = 'pendulum'
     envs.close()
     policy.reset()
     policy.eval()
-    result = MBRLResult(policy=policy, log=log, config=_config_dict(config),
+    result = MBRLResult(policy=policy, log=log, config=config_dict(config),
                         seconds=time.monotonic() - started, env_steps=env_steps,
                         model_val_loss=val_loss,
                         plan_ms=1000.0 * plan_seconds / plans if plans else float('nan'))
     if config.eval_episodes:
         policy.reset()
-        stats = evaluate(lambda o: policy(torch.as_tensor(o, dtype=torch.float32)[None])[0]
-                         .numpy(), env_fn, episodes=config.eval_episodes)
-        result.eval_return = stats['mean']
-        log.scalar('eval/return', stats['mean'], env_steps)
+        evaluation = evaluate_policy(
+            env_fn, lambda o: policy(torch.as_tensor(o, dtype=torch.float32)[None])[0].numpy(),
+            episodes=config.eval_episodes)
+        result.eval_return = evaluation.mean_return
+        log.scalar('eval/return', evaluation.mean_return, env_steps)
         policy.reset()
     return result
 
-
-def _config_dict(config: MBRLConfig) -> dict:
-    out = asdict(config)
-    out['hidden'] = list(config.hidden)
-    return out

@@ -7,34 +7,51 @@ the true final observation. Defaults are Stable-Baselines3's; ``PPOConfig.for_en
 the rl-baselines3-zoo's tuned settings for a few gymnasium tasks.
 """
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 import logging
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
 
-from ilrl_ros.core.algorithms.actor_critic import (
-    actor_critic_for_spaces,
-    clip_grad_norm,
-    explained_variance,
-    Optimizer,
-    RewardScaler,
-    RLResult,
-    RolloutCollector,
-    schedule,
-    value_loss,
-)
 from ilrl_ros.core.networks import ActorCritic
-from ilrl_ros.core.rl import gae, make_vec_env, Progress, torch_threads
+from ilrl_ros.core.rl.buffers import RewardScaler, RolloutCollector
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.gae import gae
+from ilrl_ros.core.rl.losses import explained_variance, value_loss
+from ilrl_ros.core.rl.optim import clip_grad_norm, Optimizer, schedule
+from ilrl_ros.core.rl.progress import Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.spaces import actor_critic_for_spaces
+from ilrl_ros.core.rl.torch_settings import torch_settings
+from ilrl_ros.core.rl.vec_env import make_vec_env
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
 
+# rl-baselines3-zoo hyperparams/ppo.yml. The zoo's Pendulum-v1 uses generalised
+# state-dependent exploration (use_sde, sde_sample_freq 4); this network has a
+# state-independent Gaussian instead, the one difference. Neither entry normalises.
+PPO_PRESETS = {
+    'CartPole-v1': dict(total_steps=100_000, num_envs=8, num_steps=32, batch_size=256,
+                        gae_lambda=0.8, gamma=0.98, epochs=20, ent_coef=0.0, lr=1e-3,
+                        lr_schedule='linear', clip_range=0.2, clip_schedule='linear',
+                        normalize_observations=False),
+    'Pendulum-v1': dict(total_steps=100_000, num_envs=4, num_steps=1024, gae_lambda=0.95,
+                        gamma=0.9, epochs=10, ent_coef=0.0, lr=1e-3, clip_range=0.2,
+                        normalize_observations=False),
+}
+
+
 @dataclass
-class PPOConfig:
-    """PPO settings (defaults: Stable-Baselines3's PPO)."""
+class PPOConfig(RLConfig):
+    """PPO settings (defaults: Stable-Baselines3's PPO; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = PPO_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'num_steps', 'batch_size',
+                                        'epochs')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'gae_lambda')
 
     total_steps: int = 100_000
     """Environment steps (over all environments); the last update may overshoot."""
@@ -86,28 +103,6 @@ class PPOConfig:
     seed: int = 0
     """Seed for the network, the sampling and the environments."""
 
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'PPOConfig':
-        """The rl-baselines3-zoo's tuned PPO settings for ``env_id`` (hyperparams/ppo.yml)."""
-        if env_id not in PPO_PRESETS:
-            raise ValueError(f'no PPO preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(PPO_PRESETS))}')
-        return replace(cls(**PPO_PRESETS[env_id]), **overrides)
-
-
-# rl-baselines3-zoo hyperparams/ppo.yml. The zoo's Pendulum-v1 uses generalised
-# state-dependent exploration (use_sde, sde_sample_freq 4); this network has a
-# state-independent Gaussian instead, the one difference. Neither entry normalises.
-PPO_PRESETS = {
-    'CartPole-v1': dict(total_steps=100_000, num_envs=8, num_steps=32, batch_size=256,
-                        gae_lambda=0.8, gamma=0.98, epochs=20, ent_coef=0.0, lr=1e-3,
-                        lr_schedule='linear', clip_range=0.2, clip_schedule='linear',
-                        normalize_observations=False),
-    'Pendulum-v1': dict(total_steps=100_000, num_envs=4, num_steps=1024, gae_lambda=0.95,
-                        gamma=0.9, epochs=10, ent_coef=0.0, lr=1e-3, clip_range=0.2,
-                        normalize_observations=False),
-}
-
 
 def clipped_surrogate_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor,
                            advantages: torch.Tensor, clip_range: float) -> torch.Tensor:
@@ -131,7 +126,7 @@ def train(env_fn, config: PPOConfig = PPOConfig(), log: TrainingLog = None,
           progress=None) -> RLResult:
     """Train an ``ActorCritic`` on ``env_fn()`` environments; see the module docstring."""
     log = log or TrainingLog()
-    with torch_threads(1):
+    with torch_settings(config.torch_threads, config.matmul_precision):
         return _train(env_fn, config, log, progress)
 
 
@@ -175,10 +170,8 @@ def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
         tracker(env_steps, metrics)
     envs.close()
     policy.eval()
-    config_dict = asdict(config)
-    config_dict['hidden'] = list(config.hidden)
-    return RLResult(policy=policy, log=log, config=config_dict, seconds=tracker.seconds,
-                    env_steps=env_steps)
+    return RLResult(policy=policy, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=env_steps)
 
 
 def standardize_minibatches(advantages: torch.Tensor, batch_size: int) -> torch.Tensor:

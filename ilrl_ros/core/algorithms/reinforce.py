@@ -8,21 +8,22 @@ reduces the variance of the gradient estimate of a fixed policy.
 """
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import logging
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ilrl_ros.core.algorithms.actor_critic import (
-    actor_critic_for_spaces,
-    clip_grad_norm,
-    Optimizer,
-    RLResult,
-    value_loss,
-)
 from ilrl_ros.core.networks import ActorCritic
-from ilrl_ros.core.rl import make_vec_env, Progress, torch_threads
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.losses import value_loss
+from ilrl_ros.core.rl.optim import clip_grad_norm, Optimizer
+from ilrl_ros.core.rl.progress import Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.spaces import actor_critic_for_spaces
+from ilrl_ros.core.rl.torch_settings import torch_settings
+from ilrl_ros.core.rl.vec_env import make_vec_env
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,11 @@ BASELINES = ('none', 'batch_mean', 'value')
 
 
 @dataclass
-class REINFORCEConfig:
-    """REINFORCE settings."""
+class REINFORCEConfig(RLConfig):
+    """REINFORCE settings (no tuned presets)."""
+
+    positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'episodes_per_env')
+    fraction_fields: ClassVar[tuple] = ('gamma',)
 
     total_steps: int = 100_000
     """Environment steps (over all environments); the last batch may overshoot."""
@@ -192,7 +196,7 @@ def train(env_fn, config: REINFORCEConfig = REINFORCEConfig(), log: TrainingLog 
     if config.baseline not in BASELINES:
         raise ValueError(f'baseline {config.baseline!r} is not one of {BASELINES}')
     log = log or TrainingLog()
-    with torch_threads(1):
+    with torch_settings(config.torch_threads, config.matmul_precision):
         return _train(env_fn, config, log, progress)
 
 
@@ -241,10 +245,8 @@ def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLRes
         tracker(env_steps, metrics)
     envs.close()
     policy.eval()
-    config_dict = asdict(config)
-    config_dict['hidden'] = list(config.hidden)
-    return RLResult(policy=policy, log=log, config=config_dict, seconds=tracker.seconds,
-                    env_steps=env_steps)
+    return RLResult(policy=policy, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=env_steps)
 
 
 def _fit_value_scaled(policy: ActorCritic, obs: torch.Tensor, returns: torch.Tensor,
@@ -316,7 +318,7 @@ def gradient_variances(policy: ActorCritic, env_fn, baselines=BASELINES, episode
     policy = copy.deepcopy(policy).eval()
     params = _policy_parameters(policy)
     gradients = {baseline: [] for baseline in baselines}
-    with torch_threads(1):
+    with torch_settings(1):
         with torch.random.fork_rng():
             if 'value' in baselines:
                 torch.manual_seed(seed + 1)

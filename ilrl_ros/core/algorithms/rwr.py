@@ -16,7 +16,8 @@ import numpy as np
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.data import Demonstrations
-from ilrl_ros.core.rl import reward_to_go, torch_threads
+from ilrl_ros.core.rl.gae import reward_to_go
+from ilrl_ros.core.rl.torch_settings import torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def train(data: Demonstrations, config: RWRConfig = RWRConfig(), log: TrainingLo
     logger.info('RWR: returns-to-go %.3g..%.3g, effective sample size %.0f of %d rows',
                 returns.min(), returns.max(), ess, len(weights))
     log = log or TrainingLog()
-    with torch_threads(1):
+    with torch_settings(1):
         result = train_bc(data, config.bc, log, progress, weights=weights)
     log.scalar('train/effective_sample_size', ess, config.bc.steps)
     config_dict = asdict(config)

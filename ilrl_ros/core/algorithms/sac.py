@@ -16,33 +16,46 @@ and then the actor against the updated critics; one pass is ~0.4 ms a step cheap
 """
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import logging
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from ilrl_ros.core.algorithms.dqn import (
-    adam,
-    check_config,
-    config_dict,
-    EpisodeReturns,
-    OffPolicyResult,
-    td_target,
-    torch_settings,
-)
-from ilrl_ros.core.algorithms.td3 import box_dims, critic_loss, CriticEnsemble
 from ilrl_ros.core.networks import SquashedGaussianActor
-from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
+from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.critics import CriticEnsemble
+from ilrl_ros.core.rl.losses import critic_loss, td_target
+from ilrl_ros.core.rl.optim import adam, polyak_update
+from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.spaces import box_dims
+from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
 
+# rl-baselines3-zoo hyperparams/sac.yml (checked against commit 22e3ff2, April 2026): only
+# the learning rate differs from the defaults. Our 'pendulum' task is Pendulum-v1.
+SAC_PRESETS = {
+    'Pendulum-v1': dict(total_steps=20_000, lr=1e-3),
+}
+SAC_PRESETS['pendulum'] = SAC_PRESETS['Pendulum-v1']
+
+
 @dataclass
-class SACConfig:
+class SACConfig(RLConfig):
     """SAC settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = SAC_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'buffer_size', 'batch_size',
+                                        'train_freq', 'gradient_steps',
+                                        'target_update_interval', 'n_critics', 'log_every')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'tau')
 
     total_steps: int = 20_000
     """Environment steps."""
@@ -80,33 +93,6 @@ class SACConfig:
     """Seed for initialisation, exploration, replay sampling and the env's first reset."""
     log_every: int = 1000
     """Environment steps between ``train/...`` scalars."""
-    torch_threads: int = 1
-    """Intra-op threads while training (restored afterwards)."""
-    matmul_precision: str = 'highest'
-    """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
-    ``dqn.torch_settings``)."""
-
-    def __post_init__(self):
-        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
-                                     'gradient_steps', 'target_update_interval', 'n_critics',
-                                     'log_every', 'torch_threads'),
-                     fractions=('gamma', 'tau'))
-
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'SACConfig':
-        """The rl-baselines3-zoo's tuned SAC settings for ``env_id`` (hyperparams/sac.yml)."""
-        if env_id not in SAC_PRESETS:
-            raise ValueError(f'no SAC preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(SAC_PRESETS))}')
-        return replace(cls(**SAC_PRESETS[env_id]), **overrides)
-
-
-# rl-baselines3-zoo hyperparams/sac.yml (checked against commit 22e3ff2, April 2026): only
-# the learning rate differs from the defaults. Our 'pendulum' task is Pendulum-v1.
-SAC_PRESETS = {
-    'Pendulum-v1': dict(total_steps=20_000, lr=1e-3),
-}
-SAC_PRESETS['pendulum'] = SAC_PRESETS['Pendulum-v1']
 
 
 # ---------------------------------------------------------------- losses
@@ -136,14 +122,14 @@ def sac_alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor,
 # ---------------------------------------------------------------- training
 
 def train(env_fn, config: SACConfig = SACConfig(), log: TrainingLog = None,
-          progress=None) -> OffPolicyResult:
+          progress=None) -> RLResult:
     """Train a ``SquashedGaussianActor`` with SAC on ``env_fn()`` (a Box action space)."""
     log = log or TrainingLog()
-    with torch_settings(config.torch_threads, config.matmul_precision):
+    with torch_settings(config.torch_threads, config.matmul_precision, flush_denormal=True):
         return _train(env_fn, config, log, progress)
 
 
-def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> OffPolicyResult:
+def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
     obs_dim, act_dim, low, high = box_dims(env)
@@ -236,5 +222,5 @@ def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> OffPolicyRe
             tracker(step, metrics)
     env.close()
     actor.eval()
-    return OffPolicyResult(policy=actor, log=log, config=config_dict(config),
-                           seconds=tracker.seconds, env_steps=config.total_steps)
+    return RLResult(policy=actor, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=config.total_steps)

@@ -1,4 +1,4 @@
-"""Twin Delayed DDPG (TD3) for continuous actions; its critics serve DDPG and SAC.
+"""Twin Delayed DDPG (TD3) for continuous actions.
 
 Fujimoto, van Hoof & Meger, "Addressing Function Approximation Error in Actor-Critic
 Methods", ICML 2018. Three changes to DDPG: the target is the minimum of twin critics, the
@@ -8,37 +8,52 @@ smoothing and no delay (``ddpg.py``).
 
 Networks work in normalised actions in [-1, 1]; ``DeterministicActor.forward``
 (``core/networks/actors.py``) scales them to the task's bounds. The twin critics are one
-``CriticEnsemble``: each layer of all critics is one batched matrix product.
+``CriticEnsemble`` (``core/rl/critics.py``): each layer of all critics is one batched
+matrix product.
 """
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import logging
-import math
+from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
-from ilrl_ros.core.algorithms.dqn import (
-    adam,
-    check_config,
-    config_dict,
-    EpisodeReturns,
-    OffPolicyResult,
-    td_target,
-    torch_settings,
-)
-from ilrl_ros.core.networks import ACTIVATIONS, DeterministicActor
-from ilrl_ros.core.rl import polyak_update, Progress, ReplayBuffer, seed_everything
+from ilrl_ros.core.networks import DeterministicActor
+from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.critics import CriticEnsemble
+from ilrl_ros.core.rl.losses import critic_loss, td_target
+from ilrl_ros.core.rl.optim import adam, polyak_update
+from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
+from ilrl_ros.core.rl.results import RLResult
+from ilrl_ros.core.rl.spaces import box_dims
+from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
 
 
+# rl-baselines3-zoo hyperparams/td3.yml (checked against commit 22e3ff2, April 2026). Our
+# 'pendulum' task is Pendulum-v1 step for step.
+TD3_PRESETS = {
+    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
+                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
+                        train_freq=1, lr=1e-3, hidden=(400, 300)),
+}
+TD3_PRESETS['pendulum'] = TD3_PRESETS['Pendulum-v1']
+
+
 @dataclass
-class TD3Config:
+class TD3Config(RLConfig):
     """TD3 settings (defaults: Stable-Baselines3's; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = TD3_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'buffer_size', 'batch_size',
+                                        'train_freq', 'gradient_steps', 'policy_delay',
+                                        'n_critics', 'log_every')
+    fraction_fields: ClassVar[tuple] = ('gamma', 'tau')
 
     total_steps: int = 20_000
     """Environment steps."""
@@ -77,87 +92,6 @@ class TD3Config:
     """Seed for initialisation, exploration, replay sampling and the env's first reset."""
     log_every: int = 1000
     """Environment steps between ``train/...`` scalars."""
-    torch_threads: int = 1
-    """Intra-op threads while training (restored afterwards)."""
-    matmul_precision: str = 'highest'
-    """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
-    ``dqn.torch_settings``)."""
-
-    def __post_init__(self):
-        check_config(self, positive=('total_steps', 'buffer_size', 'batch_size', 'train_freq',
-                                     'gradient_steps', 'policy_delay', 'n_critics', 'log_every',
-                                     'torch_threads'),
-                     fractions=('gamma', 'tau'))
-
-    @classmethod
-    def for_env(cls, env_id: str, **overrides) -> 'TD3Config':
-        """The rl-baselines3-zoo's tuned TD3 settings for ``env_id`` (hyperparams/td3.yml)."""
-        if env_id not in TD3_PRESETS:
-            raise ValueError(f'no TD3 preset for {env_id!r}; presets exist for '
-                             f'{", ".join(sorted(TD3_PRESETS))}')
-        return replace(cls(**TD3_PRESETS[env_id]), **overrides)
-
-
-# rl-baselines3-zoo hyperparams/td3.yml (checked against commit 22e3ff2, April 2026). Our
-# 'pendulum' task is Pendulum-v1 step for step.
-TD3_PRESETS = {
-    'Pendulum-v1': dict(total_steps=20_000, gamma=0.98, buffer_size=200_000,
-                        learning_starts=10_000, action_noise=0.1, gradient_steps=1,
-                        train_freq=1, lr=1e-3, hidden=(400, 300)),
-}
-TD3_PRESETS['pendulum'] = TD3_PRESETS['Pendulum-v1']
-
-
-# ---------------------------------------------------------------- critics
-
-class CriticEnsemble(nn.Module):
-    """n independent Q(s, a) MLPs evaluated together: [B, obs], [B, act] -> [n, B].
-
-    Layer l of all critics is one ``baddbmm`` over weights stacked as [n, in, out]; each
-    critic is initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in)).
-    """
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden=(256, 256), n: int = 2,
-                 activation: str = 'relu'):
-        super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation {activation!r} is not one of {tuple(ACTIVATIONS)}')
-        self.n = int(n)
-        self.activation = activation
-        sizes = [int(obs_dim) + int(act_dim), *(int(h) for h in hidden), 1]
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)
-            self.weights.append(nn.Parameter(
-                torch.empty(self.n, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(self.n, 1, fan_out).uniform_(-bound,
-                                                                                      bound)))
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor, frozen: bool = False,
-                first_only: bool = False) -> torch.Tensor:
-        """Q-values [n, B] ([1, B] with ``first_only``).
-
-        ``frozen``: no gradient to the critics' weights, only to the inputs (the actor's
-        loss); it skips those products.
-        """
-        n = 1 if first_only else self.n
-        x = torch.cat([obs, actions], dim=-1).expand(n, -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if first_only:
-                w, b = w[:1], b[:1]
-            if frozen:
-                w, b = w.detach(), b.detach()
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = INPLACE_ACTIVATIONS[self.activation](x)
-        return x.squeeze(-1)
-
-
-# In place on the fresh output of a matrix product (whose backward does not need it): one
-# less 2 x 256 x 256 tensor to allocate and stream through the cache per layer.
-INPLACE_ACTIVATIONS = {'relu': torch.relu_, 'tanh': torch.tanh_,
-                       'elu': lambda x: nn.functional.elu_(x)}
 
 
 # ---------------------------------------------------------------- losses and targets
@@ -187,11 +121,6 @@ def td3_target(batch, target_actor: DeterministicActor, target_critics: CriticEn
         return min_q_target(batch.rewards, batch.terminated, next_q, gamma)
 
 
-def critic_loss(q: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Sum over the critics of the mean squared TD error, q [n, B], targets [B]."""
-    return ((q - targets) ** 2).mean(dim=-1).sum()
-
-
 def deterministic_actor_loss(q_first_critic: torch.Tensor) -> torch.Tensor:
     """-E[Q_1(s, mu(s))]: the deterministic policy gradient through the first critic."""
     return -q_first_critic.mean()
@@ -200,23 +129,23 @@ def deterministic_actor_loss(q_first_critic: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- training
 
 def train(env_fn, config: TD3Config = TD3Config(), log: TrainingLog = None,
-          progress=None) -> OffPolicyResult:
+          progress=None) -> RLResult:
     """Train a ``DeterministicActor`` with TD3 on ``env_fn()`` (a Box action space)."""
     return train_deterministic(env_fn, config, log, progress)
 
 
 def train_deterministic(env_fn, config: TD3Config, log: TrainingLog = None,
-                        progress=None, report_config: dict = None) -> OffPolicyResult:
+                        progress=None, report_config: dict = None) -> RLResult:
     """The TD3 loop; DDPG runs it with one critic, no smoothing and no delay."""
     log = log or TrainingLog()
-    with torch_settings(config.torch_threads, config.matmul_precision):
+    with torch_settings(config.torch_threads, config.matmul_precision, flush_denormal=True):
         result = _train(env_fn, config, log, progress)
     if report_config is not None:
         result.config = report_config
     return result
 
 
-def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> OffPolicyResult:
+def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
     obs_dim, act_dim, low, high = box_dims(env)
@@ -294,17 +223,6 @@ def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> OffPolicyRe
             tracker(step, metrics)
     env.close()
     actor.eval()
-    return OffPolicyResult(policy=actor, log=log, config=config_dict(config),
-                           seconds=tracker.seconds, env_steps=config.total_steps)
+    return RLResult(policy=actor, log=log, config=config_dict(config),
+                    seconds=tracker.seconds, env_steps=config.total_steps)
 
-
-def box_dims(env) -> tuple:
-    """(obs_dim, act_dim, low, high) of an env with a 1-D Box action space."""
-    space = env.action_space
-    if not hasattr(space, 'low') or len(space.shape) != 1:
-        raise ValueError(f'this algorithm needs a 1-D Box action space, got {space}')
-    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(f'this algorithm needs finite action bounds, got low={low.tolist()} '
-                         f'high={high.tolist()}')
-    return int(np.prod(env.observation_space.shape)), space.shape[0], low, high

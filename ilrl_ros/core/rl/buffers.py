@@ -1,8 +1,9 @@
-"""The training pieces REINFORCE, A2C and PPO share around their network.
+"""Where experience is kept: the off-policy replay buffer and the on-policy rollout.
 
-The network, ``ActorCritic``, is in ``core/networks/actor_critic.py``;
-``actor_critic_for_spaces`` builds it for an environment's spaces. ``RolloutCollector``
-steps vectorised environments with one forward pass per vector step and keeps what GAE
+``ReplayBuffer`` is a ring of transitions in NumPy arrays that adds the transitions of all
+environments of a vector step in one slice (as Stable-Baselines3's ``ReplayBuffer.add``)
+and samples typed ``TransitionBatch`` minibatches. ``RolloutCollector`` steps vectorised
+environments with one forward pass per vector step and returns a ``Rollout``: what GAE
 needs, including the value of the true final observation of episodes cut by a time limit.
 """
 
@@ -10,131 +11,91 @@ from dataclasses import dataclass
 import math
 from typing import Optional
 
-import gymnasium as gym
 import numpy as np
 import torch
-from torch.optim.adam import adam
-from torch.optim.rmsprop import rmsprop
 
 from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.networks.actor_critic import OBS_EPS
-from ilrl_ros.core.rl import final_observations
-from ilrl_ros.core.train_log import TrainingLog
+from ilrl_ros.core.rl.vec_env import final_observations
 
 
-def value_loss(values: torch.Tensor, returns: torch.Tensor,
-               old_values: Optional[torch.Tensor] = None,
-               clip_range: Optional[float] = None) -> torch.Tensor:
-    """Mean squared error of V(s) against the return targets.
+# ---------------------------------------------------------------- off-policy: replay
 
-    With ``clip_range``, the pessimistic (larger) error of the new value and of the value
-    kept within ``clip_range`` of the rollout's (``old_values``), as in OpenAI Baselines'
-    PPO2. No factor 1/2: ``vf_coef`` carries the weight, as in Stable-Baselines3.
-    """
-    unclipped = (values - returns) ** 2
-    if clip_range is None:
-        return unclipped.mean()
-    clipped_values = old_values + (values - old_values).clamp(-clip_range, clip_range)
-    return torch.max(unclipped, (clipped_values - returns) ** 2).mean()
+@dataclass(frozen=True)
+class TransitionBatch:
+    """A minibatch of transitions (s, a, r, s', terminated) as tensors."""
 
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    terminated: torch.Tensor
 
-def explained_variance(predicted: np.ndarray, target: np.ndarray) -> float:
-    """1 - Var[target - predicted] / Var[target]: 1 is perfect, 0 no better than a constant."""
-    variance = np.var(target)
-    return float('nan') if variance == 0 else float(1.0 - np.var(target - predicted) / variance)
+    def __post_init__(self):
+        n = self.obs.shape[0]
+        for name in ('actions', 'rewards', 'next_obs', 'terminated'):
+            if getattr(self, name).shape[0] != n:
+                raise ValueError(f'{name} has {getattr(self, name).shape[0]} rows, obs has {n}')
 
 
-def schedule(start: float, kind: str, progress_remaining: float) -> float:
-    """A hyperparameter at 'constant' or 'linear' (decays to 0, the zoo's ``lin_``) schedule."""
-    if kind == 'constant':
-        return start
-    if kind == 'linear':
-        return start * progress_remaining
-    raise ValueError(f'schedule {kind!r} is not known; expected constant or linear')
+class ReplayBuffer:
+    """A fixed-size ring buffer of transitions in NumPy arrays."""
+
+    def __init__(self, obs_dim: int, act_shape: tuple, capacity: int,
+                 act_dtype=np.float32):
+        self.capacity = int(capacity)
+        self.obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((self.capacity, *act_shape), dtype=act_dtype)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.size = 0
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+        """Add a batch of transitions (leading dimension: number of environments).
+
+        Rows go in environment order after the newest; all of them in one slice, or in one
+        index array where the batch wraps around the end of the ring. Of a batch larger
+        than the buffer, the last ``capacity`` rows are kept.
+        """
+        obs, next_obs = np.atleast_2d(obs), np.atleast_2d(next_obs)
+        actions, rewards = np.asarray(actions), np.asarray(rewards)
+        terminated = np.asarray(terminated)
+        n = len(obs)
+        if n > self.capacity:
+            keep = slice(n - self.capacity, n)
+            obs, actions, rewards = obs[keep], actions[keep], rewards[keep]
+            next_obs, terminated = next_obs[keep], terminated[keep]
+            self._next = (self._next + n - self.capacity) % self.capacity
+            n = self.capacity
+        start = self._next
+        rows = slice(start, start + n) if start + n <= self.capacity \
+            else np.arange(start, start + n) % self.capacity
+        self.obs[rows] = obs
+        self.actions[rows] = actions
+        self.rewards[rows] = rewards
+        self.next_obs[rows] = next_obs
+        self.terminated[rows] = terminated
+        self._next = (start + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> TransitionBatch:
+        if self.size == 0:
+            raise ValueError('cannot sample from an empty replay buffer')
+        index = rng.integers(0, self.size, size=batch_size)
+        return TransitionBatch(
+            obs=torch.from_numpy(self.obs[index]),
+            actions=torch.from_numpy(self.actions[index]),
+            rewards=torch.from_numpy(self.rewards[index]),
+            next_obs=torch.from_numpy(self.next_obs[index]),
+            terminated=torch.from_numpy(self.terminated[index]))
 
 
-class Optimizer:
-    """Adam or RMSprop over a list of parameters, through torch's functional updates.
-
-    The same arithmetic as ``torch.optim.Adam`` / ``RMSprop`` (fused Adam where the build
-    has it), without ``torch.optim.Optimizer``, whose first construction in a process
-    imports TorchDynamo: seconds on a small CPU, a large part of a short training run.
-    ``lr`` may be changed between steps.
-    """
-
-    def __init__(self, params, lr: float, kind: str = 'adam', eps: float = 1e-5,
-                 betas=(0.9, 0.999), alpha: float = 0.99):
-        if kind not in ('adam', 'rmsprop'):
-            raise ValueError(f'optimizer {kind!r} is not known; expected adam or rmsprop')
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.kind, self.eps, self.betas, self.alpha = lr, kind, eps, betas, alpha
-        self.first = [torch.zeros_like(p) for p in self.params]
-        self.second = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
-        self.fused = kind == 'adam' and hasattr(torch, '_fused_adam_')
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        params = [p for p in self.params if p.grad is not None]
-        if len(params) != len(self.params):
-            raise RuntimeError('every optimised parameter needs a gradient before step()')
-        grads = [p.grad for p in params]
-        if self.kind == 'adam':
-            adam(params, grads, self.first, self.second, [], self.steps,
-                 fused=self.fused or None, foreach=None if self.fused else True,
-                 amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-                 weight_decay=0.0, eps=self.eps, maximize=False)
-        else:
-            rmsprop(params, grads, self.second, [], [], self.steps, foreach=True, lr=self.lr,
-                    alpha=self.alpha, eps=self.eps, weight_decay=0.0, momentum=0.0,
-                    centered=False)
-
-
-def clip_grad_norm(params: list, max_norm: float) -> torch.Tensor:
-    """Scale the gradients so that their global norm is at most ``max_norm``; the norm.
-
-    What ``torch.nn.utils.clip_grad_norm_`` does, in four tensor operations instead of its
-    general bookkeeping (a fifth of a small PPO step).
-    """
-    grads = [p.grad for p in params]
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_(max=1.0))
-    return norm
-
-
-def actor_critic_for_spaces(observation_space: gym.Space, action_space: gym.Space,
-                            **options) -> ActorCritic:
-    """The ``ActorCritic`` for a gymnasium environment's spaces (Box or Discrete actions)."""
-    if not isinstance(observation_space, gym.spaces.Box) or \
-            len(observation_space.shape) != 1:
-        raise ValueError(f'ActorCritic needs a flat Box observation space, got '
-                         f'{observation_space}')
-    obs_dim = observation_space.shape[0]
-    if isinstance(action_space, gym.spaces.Discrete):
-        return ActorCritic(obs_dim, 1, action_kind='discrete', num_actions=int(action_space.n),
-                           **options)
-    if isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
-        return ActorCritic(obs_dim, action_space.shape[0], action_kind='box',
-                           low=action_space.low, high=action_space.high, **options)
-    raise ValueError(f'ActorCritic handles Discrete and flat Box action spaces, got '
-                     f'{action_space}')
-
-
-@dataclass
-class RLResult:
-    """What a reinforcement learning ``train`` returns."""
-
-    policy: ActorCritic
-    """The trained network, in eval mode (observation statistics frozen)."""
-    log: TrainingLog
-    config: dict
-    seconds: float
-    env_steps: int
-
+# ---------------------------------------------------------------- on-policy: rollouts
 
 @dataclass(frozen=True)
 class Rollout:
