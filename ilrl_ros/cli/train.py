@@ -61,13 +61,16 @@ def cmd_train_rl(args) -> int:
                                                 config_overrides(args, args.config_flags)))
     evaluation = run.evaluation
     print(f'{args.algorithm}: {run.env_steps} environment steps in {run.seconds:.1f} s'
-          + (f'; evaluation over {len(evaluation["returns"])} episodes: return '
-             f'{evaluation["mean"]:.1f} +/- {evaluation["std"]:.1f}' if evaluation else ''))
+          + (f'; evaluation over {len(evaluation)} episodes: return '
+             f'{evaluation.mean_return:.1f} +/- {evaluation.std_return:.1f}'
+             if evaluation else ''))
     if args.output:
         path = save_checkpoint(args.output, run.policy, algorithm=args.algorithm,
                                spec=run.spec, config=run.config,
                                provenance={'env_steps': run.env_steps, 'seconds': run.seconds,
-                                           'seed': args.seed, 'evaluation': evaluation})
+                                           'seed': args.seed,
+                                           'evaluation': evaluation.as_dict()
+                                           if evaluation else None})
         print(f'wrote checkpoint {path}')
     if args.log_dir:
         print(f'logs and curves.png in {args.log_dir}')

@@ -9,27 +9,30 @@ import math
 
 
 def evaluate_checkpoint(checkpoint, task=None, episodes: int = 10, seed: int = 1000) -> list:
-    """Run a checkpoint in the task's simulator (no ROS); return per-episode results."""
+    """Run a checkpoint in the task's simulator (no ROS); return per-episode results.
+
+    Each result is a dict (episode from 1, seed, outcome, success, return, length,
+    duration_s, and the track's mean |lateral| and collisions where the task has them),
+    the shape the episode manager's results have over ROS 2.
+    """
     from ilrl_ros.core.checkpoint import load_checkpoint
+    from ilrl_ros.core.rl.evaluation import evaluate_policy
     from ilrl_ros.core.spec import load_spec
     from ilrl_ros.core.tasks import make_env
     loaded = load_checkpoint(checkpoint)
     spec = load_spec(task) if task else loaded.spec
     if task:
         loaded = load_checkpoint(checkpoint, expected_spec=spec)
-    env = make_env(spec)
+    evaluation = evaluate_policy(make_env(spec), loaded, episodes=episodes, seed=seed)
     results = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, steps, done = 0.0, 0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(loaded.act(obs))
-            total += reward
-            steps += 1
-            done = terminated or truncated
-        results.append({'episode': episode + 1, 'outcome': info['outcome'],
-                        'success': info['outcome'] == 'success', 'return': total,
-                        'length': steps, 'duration_s': steps * spec.dt})
+    for stats in evaluation.episodes:
+        row = stats.as_dict()
+        del row['expert_steps']  # a policy alone: no expert
+        if math.isnan(row['mean_abs_lateral']):
+            row['mean_abs_lateral'] = None  # no track: null in JSON, not NaN
+        row.update(episode=stats.episode + 1, length=stats.steps,
+                   duration_s=stats.steps * spec.dt)
+        results.append(row)
     return results
 
 
