@@ -30,7 +30,7 @@ from ilrl_ros.core.networks import (
 )
 from ilrl_ros.core.spec import load_spec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NETWORKS = REPO / 'ilrl_ros' / 'core' / 'networks'
 
 # What a loaded checkpoint must not pull in: the simulators' API, our training code, ROS.

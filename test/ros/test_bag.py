@@ -35,7 +35,7 @@ from ilrl_ros.bag import (
 )
 from ilrl_ros.qos import COMMAND, LATCHED, SENSOR
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOPIC_TYPES = {
     '/scan': 'sensor_msgs/msg/LaserScan',
     '/odom': 'nav_msgs/msg/Odometry',

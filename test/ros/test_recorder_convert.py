@@ -22,6 +22,7 @@ def _recorder(bag_dir, name, log, task='track_follow'):
                         log=log)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_recorder_loses_at_most_its_last_flush_and_the_bag_converts(tmp_path):
     spec = load_spec('track_follow')
     log = open(tmp_path / 'recorder.log', 'w')

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 PACKAGE = 'ilrl_ros'
-ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
 # rclpy, the ROS 2 Python tooling a node or a bag needs, and the message packages the nodes
 # use. ament_index_python is allowed: spec.tasks_dir asks it, guarded, where an installed

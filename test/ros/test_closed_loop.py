@@ -35,7 +35,7 @@ def test_expert_drives_each_task_to_success_through_the_nodes(task, episodes):
 
 
 def test_unstamped_twist_commands_work_the_same(tmp_path):
-    text = (Path(__file__).parent.parent / 'config/tasks/track_follow.yaml').read_text()
+    text = (Path(__file__).parents[2] / 'config/tasks/track_follow.yaml').read_text()
     unstamped = text.replace('  stamped: true', '  stamped: false')
     assert unstamped != text
     spec_path = tmp_path / 'track_follow_twist.yaml'

@@ -135,6 +135,7 @@ def expected_teleop_rows(bag, tolerance_s: float) -> int:
     return len({s for s in kept if in_episode(s)})
 
 
+@pytest.mark.slow
 def test_live_dagger_rounds_grow_the_dataset_by_the_labelled_states_and_swap_in_place(
         short_task, graph, tmp_path):
     spec = load_spec(short_task)
@@ -209,6 +210,7 @@ class Teleoperator(Node):
             self.sent += 1
 
 
+@pytest.mark.slow
 def test_teleop_labels_only_states_labelled_within_tolerance(short_task, graph, tmp_path):
     context = ros_context()
     human = Teleoperator(context)

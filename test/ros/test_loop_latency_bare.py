@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BARE = REPO / 'bench' / 'latency' / 'bare.py'
 
 

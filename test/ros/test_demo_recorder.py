@@ -35,7 +35,7 @@ from ilrl_ros.nodes.demo_recorder import (
 )
 from ilrl_ros.qos import COMMAND, LATCHED, SENSOR
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RELIABLE_100 = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+import pytest
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -127,6 +128,7 @@ def run_trial(bench, tmp_path, checkpoint, trial: int, node: str, kind: str, del
     return problems
 
 
+@pytest.mark.slow
 def test_stop_signals_at_random_moments_end_every_node_cleanly_after_zero(tmp_path):
     seed = int(os.environ.get('ILRL_SIGNAL_SEED', '2026'))
     rng = random.Random(seed)
@@ -161,6 +163,7 @@ def test_stop_signals_at_random_moments_end_every_node_cleanly_after_zero(tmp_pa
     assert driving >= 18, f'only {driving} trials saw their node drive before the signal'
 
 
+@pytest.mark.slow
 def test_ilrl_sim_stops_on_sigterm_like_sigint_with_zero_and_a_finished_bag(tmp_path):
     """`ilrl sim` used to die on SIGTERM (rc 143) and leave its recording without a footer."""
     checkpoint = constant_checkpoint(tmp_path / 'constant', 'pendulum', 1.5)

@@ -103,6 +103,7 @@ PROBES = [(inf_position, 'position is inf'), (huge_quaternion, 'beyond +/-1e+06'
           (duplicate_joints, 'more than once'), (far_future, 'ahead of this node')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['timer', 'event'])
 def test_a_running_policy_survives_the_probes_commands_zero_and_recovers(tmp_path, mode):
     task = pendulum_with_odometry(tmp_path / 'pendulum_odom.yaml')

@@ -20,7 +20,7 @@ from ilrl_ros.core.observation import (
 from ilrl_ros.core.readings import JointReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import parse_spec, tasks_dir
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEG = math.pi / 180.0
 SECOND = 1_000_000_000
 
