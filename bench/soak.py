@@ -70,7 +70,7 @@ os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '1')
 # The ilrl_ros measured is this checkout's; the latency benchmark lends its process and CPU
 # helpers (bench/latency/).
 sys.path[:0] = [str(REPO), str(BENCH)]
-from latency.bare import import_message  # noqa: E402
+from latency.bare import import_message, spin_until_stopped  # noqa: E402
 from latency.driver import (Child, cpu_pressure_s, others_cpu_s, process_cpu_s,  # noqa: E402
                             sensor_readings, VARIANTS)
 from latency.report import fmt  # noqa: E402
@@ -158,7 +158,6 @@ def ratio(a, b):
 def floor_main(rate_hz: float, type_name: str) -> int:
     """Publish one constant command message at ``rate_hz`` on a bare rclpy timer until SIGTERM."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from ilrl_ros import qos
 
@@ -171,17 +170,7 @@ def floor_main(rate_hz: float, type_name: str) -> int:
     message = import_message(type_name)()
     publisher = node.create_publisher(type(message), FLOOR_TOPIC, qos.COMMAND)
     node.create_timer(1.0 / rate_hz, lambda: publisher.publish(message))
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_until_stopped(node)
 
 
 # The bench's nodes: a sensor feeder and a command receiver ---------------------------------

@@ -98,3 +98,19 @@ def ros_context():
     context = rclpy.Context()
     rclpy.init(context=context)
     return context
+
+
+def small_spec_raw():
+    """track_follow with a 4-bin scan, so a scan of 8 rays fills every sector (bag tests)."""
+    import copy
+    raw = copy.deepcopy(load_spec('track_follow').raw)
+    raw['observation']['fields'][0]['bins'] = 4
+    raw['observation']['sync_tolerance_s'] = 0.0
+    raw['observation']['max_age_s'] = 0.5
+    return raw
+
+
+def stamp(ns: int):
+    """A builtin_interfaces/Time of ``ns`` nanoseconds."""
+    from builtin_interfaces.msg import Time
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)

@@ -24,7 +24,6 @@ def bare_main(plan_path: str, echo: bool = False) -> int:
     """Run the bare rclpy ping-pong described by the plan file until SIGTERM."""
     import numpy as np
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data,
                            QoSProfile, ReliabilityPolicy)
@@ -165,6 +164,13 @@ def bare_main(plan_path: str, echo: bool = False) -> int:
     leaked = 'yes (a bug in the benchmark)' if 'ilrl_ros' in sys.modules else 'no'
     node.get_logger().info(f'{"echo" if echo else "bare"} floor ready; ilrl_ros imported in '
                            f'this process: {leaked}')
+    return spin_until_stopped(node)
+
+
+def spin_until_stopped(node) -> int:
+    """Spin ``node`` on a single-threaded executor until Ctrl-C or shutdown; then clean up."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

@@ -54,6 +54,8 @@ from ilrl_ros.core.data import Normalizer
 from ilrl_ros.core.networks import LinearFeedbackPolicy, MAX_NETWORK_VALUES, MLPPolicy
 from ilrl_ros.core.spec import load_spec
 
+from fuzzing import at, paths_of
+
 SPEC = load_spec('pendulum')
 
 
@@ -454,25 +456,6 @@ def test_fuzz_arbitrary_bytes_as_the_manifest(templates, data):
     with copy_of(templates['mlp']) as path:
         (path / MANIFEST).write_bytes(data)
         assert load_or_refuse(path) == 'refused'
-
-
-def paths_of(document) -> list:
-    """Every key path in a JSON document (lists by index), found without recursion."""
-    found, stack = [], [((), document)]
-    while stack:
-        path, node = stack.pop()
-        slots = node.items() if isinstance(node, dict) else \
-            enumerate(node) if isinstance(node, list) else ()
-        for key, child in slots:
-            found.append(path + (key,))
-            stack.append((path + (key,), child))
-    return found
-
-
-def at(document, path: tuple):
-    for key in path:
-        document = document[key]
-    return document
 
 
 REPLACEMENTS = st.one_of(json_values, st.just('__deep__'), st.sampled_from(

@@ -10,12 +10,10 @@ killed recording into a bag that rosbags reads.
 """
 
 from collections import Counter
-import copy
 import json
 import math
 import shutil
 
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from hypothesis import given, settings, strategies as st
 from nav_msgs.msg import Odometry
@@ -29,7 +27,8 @@ import yaml
 from ilrl_ros.bag import BagError, BagWriter, open_bag, reindex_bag
 from ilrl_ros.cli import main as ilrl_main
 from ilrl_ros.convert import bag_to_dataset, ConversionError
-from ilrl_ros.core.spec import load_spec, parse_spec
+from ilrl_ros.core.spec import parse_spec
+from ilrl_testing import small_spec_raw, stamp
 
 NS, MS = 1_000_000_000, 1_000_000
 T0 = 1_700_000_000 * NS
@@ -67,20 +66,7 @@ def _chatter_bag(path):
     return written, snapshot
 
 
-def _stamp(ns):
-    return Time(sec=ns // NS, nanosec=ns % NS)
-
-
-def _small_spec_raw():
-    """track_follow with a 4-bin scan (8 rays fill it) and a 0.5 s input age limit."""
-    raw = copy.deepcopy(load_spec('track_follow').raw)
-    raw['observation']['fields'][0]['bins'] = 4
-    raw['observation']['sync_tolerance_s'] = 0.0
-    raw['observation']['max_age_s'] = 0.5
-    return raw
-
-
-SPEC = parse_spec(_small_spec_raw(), origin='test')
+SPEC = parse_spec(small_spec_raw(), origin='test')
 
 
 def _drive_bag(path):
@@ -92,20 +78,20 @@ def _drive_bag(path):
     items = []
     for k in range(30):
         scan = LaserScan()
-        scan.header.stamp, scan.header.frame_id = _stamp(T0 + k * 100 * MS), 'laser'
+        scan.header.stamp, scan.header.frame_id = stamp(T0 + k * 100 * MS), 'laser'
         scan.angle_min, scan.angle_increment = -math.pi, math.pi / 4
         scan.angle_max = scan.angle_min + 7 * scan.angle_increment
         scan.range_min, scan.range_max = 0.05, 3.5
         scan.ranges = [0.5 + 0.01 * k] * 8
         items.append((T0 + k * 100 * MS + 2 * MS, '/scan', 'sensor_msgs/msg/LaserScan', scan))
         command = TwistStamped()
-        command.header.stamp, command.header.frame_id = _stamp(T0 + k * 100 * MS), 'base'
+        command.header.stamp, command.header.frame_id = stamp(T0 + k * 100 * MS), 'base'
         command.twist.linear.x, command.twist.angular.z = 0.01 * k, -0.01 * k
         items.append((T0 + k * 100 * MS + 5 * MS, '/cmd_vel', 'geometry_msgs/msg/TwistStamped',
                       command))
     for j in range(60):
         odom = Odometry()
-        odom.header.stamp, odom.header.frame_id = _stamp(T0 + j * 50 * MS), 'odom'
+        odom.header.stamp, odom.header.frame_id = stamp(T0 + j * 50 * MS), 'odom'
         odom.pose.pose.orientation.w = 1.0
         odom.twist.twist.linear.x = 0.001 * j
         items.append((T0 + j * 50 * MS + 1 * MS, '/odom', 'nav_msgs/msg/Odometry', odom))
@@ -372,7 +358,7 @@ def test_the_issue_probe_a_flipped_byte_no_longer_drops_rows_silently(bags, chun
 def test_ilrl_convert_exits_non_zero_on_a_corrupt_bag_unless_allowed(bags, tmp_path, capsys):
     bag = _flip_inside_chunk(bags, 'cli_probe', 4)
     spec_path = tmp_path / 'small.yaml'
-    spec_path.write_text(yaml.safe_dump(_small_spec_raw()))
+    spec_path.write_text(yaml.safe_dump(small_spec_raw()))
     out = tmp_path / 'data' / 'demos.npz'
     args = ['convert', str(bag), '--task', str(spec_path), '-o', str(out)]
     assert ilrl_main(args) == 2
@@ -392,7 +378,7 @@ def test_ilrl_convert_takes_a_killed_recording_with_a_warning(bags, tmp_path, ca
     last = max(open_bag(bag)._sources[0]._chunks, key=lambda ref: ref.offset)
     (bag / 'drive_0.mcap').write_bytes(bags['drive'][:last.offset + 100])  # in the last chunk
     spec_path = tmp_path / 'small.yaml'
-    spec_path.write_text(yaml.safe_dump(_small_spec_raw()))
+    spec_path.write_text(yaml.safe_dump(small_spec_raw()))
     out = tmp_path / 'killed.npz'
     assert ilrl_main(['convert', str(bag), '--task', str(spec_path), '-o', str(out)]) == 0
     report = json.loads(out.with_suffix('.report.json').read_text())

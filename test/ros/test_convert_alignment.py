@@ -8,12 +8,10 @@ without metadata.yaml and cut short, are read (also by the independent `rosbags`
 converted.
 """
 
-import copy
 import json
 import math
 import sqlite3
 
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from mcap.writer import CompressionType, Writer as McapWriter
 from mcap_ros2._dynamic import serialize_dynamic
@@ -31,8 +29,9 @@ from ilrl_ros.bag import (BagWriter, message_definition, open_bag, qos_profiles_
                           type_description_hash)
 from ilrl_ros.cli import main as ilrl_main
 from ilrl_ros.convert import bag_to_dataset, ConversionError
-from ilrl_ros.core.spec import load_spec, parse_spec
+from ilrl_ros.core.spec import parse_spec
 from ilrl_ros.qos import COMMAND, SENSOR
+from ilrl_testing import small_spec_raw, stamp
 
 NS, MS = 1_000_000_000, 1_000_000
 T0 = 1_700_000_000 * NS
@@ -44,20 +43,7 @@ def tick(k):
     return T0 + k * TICK
 
 
-def small_spec_raw():
-    """track_follow with a 4-bin scan, so a scan of 8 rays fills every sector."""
-    raw = copy.deepcopy(load_spec('track_follow').raw)
-    raw['observation']['fields'][0]['bins'] = 4
-    raw['observation']['sync_tolerance_s'] = 0.0
-    raw['observation']['max_age_s'] = 0.5
-    return raw
-
-
 SPEC = parse_spec(small_spec_raw(), origin='test')
-
-
-def stamp(ns):
-    return Time(sec=ns // NS, nanosec=ns % NS)
 
 
 def scan_msg(stamp_ns, value):

@@ -41,6 +41,8 @@ from ilrl_ros.core.spec import (
     topic_name_error,
 )
 
+from fuzzing import at, paths_of
+
 TASKS = sorted(p.stem for p in tasks_dir().glob('*.yaml'))
 BUNDLED_TEXT = {task: (tasks_dir() / f'{task}.yaml').read_text() for task in TASKS}
 BUNDLED = {task: yaml.safe_load(text) for task, text in BUNDLED_TEXT.items()}
@@ -112,25 +114,6 @@ def substitute_deep(value, depth: int):
             elif isinstance(child, (dict, list)):
                 stack.append(child)
     return root[0]
-
-
-def paths_of(document) -> list:
-    """Every key path in a document (lists by index), found without recursion."""
-    found, stack = [], [((), document)]
-    while stack:
-        path, node = stack.pop()
-        slots = node.items() if isinstance(node, dict) else \
-            enumerate(node) if isinstance(node, list) else ()
-        for key, child in slots:
-            found.append(path + (key,))
-            stack.append((path + (key,), child))
-    return found
-
-
-def at(document, path: tuple):
-    for key in path:
-        document = document[key]
-    return document
 
 
 @st.composite
