@@ -199,7 +199,8 @@ class Teleoperator(Node):
     def __init__(self, context):
         super().__init__('teleoperator', context=context)
         self.pub = self.create_publisher(Twist, 'teleop/cmd_vel', qos.COMMAND)
-        self.create_subscription(Odometry, 'odom', self._on_odom, qos.SENSOR)
+        # Best effort, as the robot publishes it, but deep: a busy test process drops none.
+        self.create_subscription(Odometry, 'odom', self._on_odom, qos.SENSOR_EVERY)
         self.sent = 0
 
     def _on_odom(self, msg) -> None:
@@ -249,7 +250,8 @@ class LabelProbe(Node):
                                  qos.COMMAND)
         self.create_subscription(message, spec.action.topic, self._store(self.commands),
                                  qos.COMMAND)
-        self.create_subscription(Odometry, 'odom', self._on_odom, qos.SENSOR)
+        # Best effort, as the robot publishes it, but deep: a busy test process drops none.
+        self.create_subscription(Odometry, 'odom', self._on_odom, qos.SENSOR_EVERY)
 
     def _store(self, where):
         def callback(msg):
@@ -298,7 +300,10 @@ def test_dart_noise_perturbs_the_driven_command_and_the_label_stays_clean(short_
     labels = np.array([label for _, label, _ in noisy])
     commands = np.array([command for _, _, command in noisy])
     # The labels are the expert's clean action for the state (recomputed from its odometry).
-    for stamp, label, _ in noisy[::10]:
+    # (Odometry is best effort: a state whose message the probe lost is skipped, not failed.)
+    checked = [(stamp, label) for stamp, label, _ in noisy[::10] if stamp in odom]
+    assert len(checked) >= 20, f'only {len(checked)} labelled states with their odometry'
+    for stamp, label in checked:
         np.testing.assert_allclose(label, expert.act({'odom': odom[stamp]}), atol=1e-6)
     # The driven commands are label + N(0, std^2), clipped to the action bounds.
     assert np.all(commands >= spec.action.low) and np.all(commands <= spec.action.high)
