@@ -22,7 +22,7 @@ three policies: ``lidar`` (task ``track_follow``: 36 lidar sectors and odometry)
   executed-action noise (lower return), labelled with what was executed, with the rewards.
 
 All three methods run the same rounds: round i collects ``budget_i - budget_(i-1)`` labels
-from the same start states (``dagger.collection_seed``); BC is DAgger with the expert
+from the same start states (``rollouts.collection_seed``); BC is DAgger with the expert
 driving every round (beta = 1), so the only difference between BC and DAgger is who drives.
 The policy trained after the round that reaches a budget is the one scored at that budget,
 on the same evaluation starts (seeds 10000 + k) for every method. Every fit is

@@ -85,6 +85,15 @@ class RolloutResult:
                               info={**d.info, 'labels': 'executed'})
 
 
+def collection_seed(seed: int, i: int) -> int:
+    """The first start-state seed of round ``i``'s collected episodes.
+
+    Rounds start from different states, none of them an evaluation start (10_000 onwards
+    by default), and round 1 of two runs with one seed starts from the same states.
+    """
+    return 1_000_000 + 1_000_003 * int(seed) + 1000 * int(i)
+
+
 def _stamp(readings: dict) -> int:
     return max(int(r.stamp_ns) for r in readings.values()) if readings else 0
 

@@ -13,15 +13,11 @@ import torch
 from ilrl_ros.core.algorithms import awr, rwr
 from ilrl_ros.core.algorithms.awr import AWRConfig, awr_weights, td_lambda_returns
 from ilrl_ros.core.algorithms.bc import BCConfig, check_weights, mean_one, train
-from ilrl_ros.core.algorithms.rwr import (
-    effective_sample_size,
-    returns_to_go,
-    RWRConfig,
-    rwr_weights,
-)
+from ilrl_ros.core.algorithms.rwr import RWRConfig, rwr_weights
 from ilrl_ros.core.data import Demonstrations
 from ilrl_ros.core.rollouts import aggregate, rollout
 from ilrl_ros.core.spec import load_spec
+from ilrl_ros.core.weighted import effective_sample_size, returns_to_go
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_testing import REPO
 

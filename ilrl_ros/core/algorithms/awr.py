@@ -24,17 +24,13 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
-from ilrl_ros.core.algorithms.rwr import (
-    effective_sample_size,
-    require_rewards,
-    returns_to_go,
-    WeightedResult,
-)
 from ilrl_ros.core.data import Demonstrations, Normalizer
 from ilrl_ros.core.networks import mlp
 from ilrl_ros.core.rl.gae import gae
 from ilrl_ros.core.rl.torch_settings import torch_settings
 from ilrl_ros.core.train_log import TrainingLog
+from ilrl_ros.core.weighted import (effective_sample_size, require_rewards, returns_to_go,
+                                    WeightedResult)
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.rl.evaluation import evaluate_policy
 from ilrl_ros.core.rl.torch_settings import torch_settings
-from ilrl_ros.core.rollouts import aggregate, rollout, round_amount, RoundPlan
+from ilrl_ros.core.rollouts import aggregate, collection_seed, rollout, round_amount, RoundPlan
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
@@ -43,15 +43,6 @@ def beta_for_round(schedule: str, i: int, p: float = 0.5) -> float:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f'the exponential schedule needs p in [0, 1], got {p}')
     return float(p ** (i - 1))
-
-
-def collection_seed(seed: int, i: int) -> int:
-    """The first start-state seed of round ``i``'s collected episodes.
-
-    Rounds start from different states, none of them an evaluation start (10_000 onwards
-    by default), and round 1 of two runs with one seed starts from the same states.
-    """
-    return 1_000_000 + 1_000_003 * int(seed) + 1000 * int(i)
 
 
 @dataclass

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
-from ilrl_ros.core.algorithms.dagger import collection_seed
 from ilrl_ros.core.rl.evaluation import evaluate_policy
 from ilrl_ros.core.rl.torch_settings import torch_settings
-from ilrl_ros.core.rollouts import aggregate, noise_factor, rollout, round_amount, RoundPlan
+from ilrl_ros.core.rollouts import (aggregate, collection_seed, noise_factor, rollout,
+                                    round_amount, RoundPlan)
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.tasks import make_env, make_expert
 from ilrl_ros.core.train_log import TrainingLog
