@@ -28,6 +28,15 @@ COMMAND = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
+# Per-step learning signals (episode steps, transitions): reliable and deep, so a busy
+# learner loses nothing; volatile, since a late joiner has no use for old steps.
+STEPS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 # Status that a late joiner must still see (latched): reliable, transient local, depth 1.
 LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

@@ -7,6 +7,10 @@ return, length, duration_s, policy) and asks for a reset: by calling the robot's
 service (a mock robot), or, with ``reset_service`` empty, by waiting for an operator to call
 ``~/confirm_reset`` once the real robot is back in a start state. ``~/restart`` aborts the
 running episode (outcome ``aborted``) and resets, e.g. right after a policy swap.
+
+Every judged step is also published on ``episode/step`` (a JSON object: episode, stamp_ns,
+step, reward, outcome, terminated, truncated), so that a learner over the graph (``RosEnv``,
+the transition publisher) knows for each observation whether the episode went on.
 """
 
 from dataclasses import dataclass
@@ -20,7 +24,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ilrl_ros import qos
-from ilrl_ros.core.episode import EpisodeResult
+from ilrl_ros.core.episode import end_flags, EpisodeResult
 from ilrl_ros.core.episode.reward import RewardFunction
 from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.observation import ObservationAssembler
@@ -81,6 +85,7 @@ class EpisodeManager(SafeNode):
         group = MutuallyExclusiveCallbackGroup()
         self.result_pub = self.create_publisher(String, 'episode/result', qos.EVENTS)
         self.event_pub = self.create_publisher(String, 'episode/event', qos.EVENTS)
+        self.step_pub = self.create_publisher(String, 'episode/step', qos.STEPS)
         self.sources = SourceSubscriptions(self, self.spec, sources, self._on_reading,
                                            self._on_error, group, qos.SENSOR_EVERY)
         self.create_subscription(action_message_class(self.spec.action),
@@ -154,8 +159,16 @@ class EpisodeManager(SafeNode):
         self._return += reward
         self._length += 1
         outcome = self.termination.check(readings, stamp)
+        self._publish_step(stamp, reward, outcome, self.termination.timed_out)
         if outcome is not None:
             self._finish(outcome, stamp)
+
+    def _publish_step(self, stamp: int, reward: float, outcome, timed_out: bool) -> None:
+        terminated, truncated = end_flags(outcome, timed_out)
+        self.step_pub.publish(String(data=json.dumps(
+            {'episode': self.episode, 'stamp_ns': stamp, 'step': self._length,
+             'reward': reward, 'outcome': outcome, 'terminated': terminated,
+             'truncated': truncated})))
 
     def _finish(self, outcome: str, stamp: int) -> None:
         result = EpisodeResult(episode=self.episode, outcome=outcome,

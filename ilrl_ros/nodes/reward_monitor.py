@@ -3,7 +3,9 @@
 For every new synchronised set of the reward terms' inputs it computes
 r_t = R(readings before, last command, readings now) with the spec's terms, and publishes
 ``reward`` and ``return`` (std_msgs/Float64), and on ``reward/terms`` a JSON object with
-the stamp, reward, return and per-term values. The return restarts when the episode manager
+the stamp, reward, return, per-term values and the stamp of the episode's start (a step
+first scored before the start was announced is scored again, and a learner matching rewards
+by stamp takes the one with its episode's start). The return restarts when the episode manager
 announces a new episode.
 """
 
@@ -41,7 +43,7 @@ class RewardMonitor(SafeNode):
         group = MutuallyExclusiveCallbackGroup()
         self.reward_pub = self.create_publisher(Float64, 'reward', qos.COMMAND)
         self.return_pub = self.create_publisher(Float64, 'return', qos.COMMAND)
-        self.terms_pub = self.create_publisher(String, 'reward/terms', qos.COMMAND)
+        self.terms_pub = self.create_publisher(String, 'reward/terms', qos.STEPS)
         self.sources = SourceSubscriptions(self, self.spec, self.reward.sources,
                                            self._on_reading, self._on_error, group,
                                            qos.SENSOR_EVERY)
@@ -100,7 +102,7 @@ class RewardMonitor(SafeNode):
         self.return_pub.publish(Float64(data=self.episode_return))
         self.terms_pub.publish(String(data=json.dumps(
             {'stamp_ns': stamp, 'reward': reward, 'return': self.episode_return,
-             'terms': terms})))
+             'terms': terms, 'episode_start_ns': self._start_ns})))
 
 
 def main(args=None) -> int:

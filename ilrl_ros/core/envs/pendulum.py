@@ -8,6 +8,7 @@ task spec.
 import gymnasium as gym
 import numpy as np
 
+from ilrl_ros.core.episode import end_flags
 from ilrl_ros.core.episode.reward import RewardFunction
 from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.observation import extract_observation
@@ -80,6 +81,6 @@ class PendulumEnv(gym.Env):
         reward, terms = self.reward_fn.step(before, command, self._readings)
         outcome = self.termination.check(self._readings, self.stamp_ns)
         obs = extract_observation(self.spec, self._readings)
-        # Pendulum-v1 never terminates; its time limit truncates, whatever the outcome says.
-        truncated = outcome is not None
-        return obs, reward, False, truncated, {'outcome': outcome, 'reward_terms': terms}
+        # Pendulum-v1 never terminates: every outcome comes at its time limit and truncates.
+        terminated, truncated = end_flags(outcome, self.termination.timed_out)
+        return obs, reward, terminated, truncated, {'outcome': outcome, 'reward_terms': terms}

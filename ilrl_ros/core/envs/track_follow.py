@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from ilrl_ros.core.envs.camera import CameraConfig, TrackCamera
+from ilrl_ros.core.episode import end_flags
 from ilrl_ros.core.episode.reward import RewardFunction
 from ilrl_ros.core.episode.termination import Termination
 from ilrl_ros.core.observation import extract_observation
@@ -127,8 +128,7 @@ class TrackFollowEnv(gym.Env):
         before, self._readings = self._readings, self.readings()
         reward, terms = self.reward_fn.step(before, command, self._readings)
         outcome = self.termination.check(self._readings, self.stamp_ns)
-        terminated = outcome in ('success', 'failure')
-        truncated = outcome == 'timeout'
+        terminated, truncated = end_flags(outcome, self.termination.timed_out)
         obs = extract_observation(self.spec, self._readings)
         return obs, reward, terminated, truncated, self._info(outcome, terms)
 

@@ -14,6 +14,8 @@ class Termination:
         self._world = world
         self._held_since = {}
         self._start_ns = 0
+        self.timed_out = False
+        """Whether the last outcome ``check`` returned came from the time limit."""
         half_step = 0.5 / spec.control_rate_hz
         self._timeout_ns = int((self.spec.timeout_s - half_step) * 1e9)
         self._progress = track_progresses(
@@ -28,6 +30,7 @@ class Termination:
     def reset(self, readings: dict, stamp_ns: int) -> None:
         self._start_ns = stamp_ns
         self._held_since = {}
+        self.timed_out = False
         for progress in self._progress.values():
             progress.reset(readings)
 
@@ -64,6 +67,7 @@ class Termination:
         if any(success):
             return SUCCESS
         if stamp_ns - self._start_ns >= self._timeout_ns:
+            self.timed_out = True
             return SUCCESS if at_timeout and all(at_timeout) else TIMEOUT
         return None
 
