@@ -9,8 +9,9 @@ service (a mock robot), or, with ``reset_service`` empty, by waiting for an oper
 running episode (outcome ``aborted``) and resets, e.g. right after a policy swap.
 
 Every judged step is also published on ``episode/step`` (a JSON object: episode, stamp_ns,
-step, reward, outcome, terminated, truncated), so that a learner over the graph (``RosEnv``,
-the transition publisher) knows for each observation whether the episode went on.
+step, previous_stamp_ns, start_ns, reward, outcome, terminated, truncated), so that a
+learner over the graph (``RosEnv``, the transition publisher) knows for each observation
+whether the episode went on.
 """
 
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class EpisodeManager(SafeNode):
         self._return = 0.0
         self._length = 0
         self._previous = None
+        self._previous_stamp = 0
         self._action = np.zeros(self.spec.action.size)
         self._policy_label = ''
 
@@ -150,7 +152,7 @@ class EpisodeManager(SafeNode):
             self.reward.reset(readings)
             self.termination.reset(readings, stamp)
             self._return, self._length, self._previous = 0.0, 0, readings
-            self._start_ns = stamp
+            self._start_ns = self._previous_stamp = stamp
             self.state = RUNNING
             self._event(event='start', episode=self.episode, stamp_ns=stamp)
             return
@@ -160,6 +162,7 @@ class EpisodeManager(SafeNode):
         self._length += 1
         outcome = self.termination.check(readings, stamp)
         self._publish_step(stamp, reward, outcome, self.termination.timed_out)
+        self._previous_stamp = stamp
         if outcome is not None:
             self._finish(outcome, stamp)
 
@@ -167,6 +170,7 @@ class EpisodeManager(SafeNode):
         terminated, truncated = end_flags(outcome, timed_out)
         self.step_pub.publish(String(data=json.dumps(
             {'episode': self.episode, 'stamp_ns': stamp, 'step': self._length,
+             'previous_stamp_ns': self._previous_stamp, 'start_ns': self._start_ns,
              'reward': reward, 'outcome': outcome, 'terminated': terminated,
              'truncated': truncated})))
 
