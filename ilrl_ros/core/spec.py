@@ -12,6 +12,7 @@ deeper, larger or longer than a task spec needs to be.
 """
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 import json
 import math
@@ -59,6 +60,9 @@ ACTION_MAX_SIZE = 256
 SOURCES_MAX = FIELDS_MAX = TERMS_MAX = 64
 # Values in one observation vector: two 256 x 256 images, or anything smaller.
 OBSERVATION_MAX_SIZE = 131_072
+# Past commands appended to the observation (observation.action_history): enough to span a
+# few hundred milliseconds of delay at a typical control rate.
+ACTION_HISTORY_MAX = 16
 # Rays of a simulated lidar (robot.params.scan_rays).
 SCAN_RAYS_MAX = 8192
 # Characters of a name (spec, source, joint, key), of a topic name, and of other text. A ROS 2
@@ -461,24 +465,54 @@ class ObservationField:
         return [f'{self.source}.{j}.{c}' for j in self.joints for c in self.components]
 
 
+def action_history_labels(action_history: int, action_fields: tuple) -> list:
+    """Labels of the past commands appended to the observation, oldest first.
+
+    ``action_history.t-2.linear.x`` is the ``linear.x`` of the command sent two steps before
+    the current one; ``t-1`` is the last command sent.
+    """
+    return [f'action_history.t-{back}.{name}' for back in range(action_history, 0, -1)
+            for name in action_fields]
+
+
 @dataclass(frozen=True)
 class ObservationSpec:
-    """The observation vector: fields in order, and how old an input may be."""
+    """The policy's input: the fields in order, then the last ``action_history`` commands.
+
+    ``size`` and ``labels()`` describe the whole policy input (what a checkpoint's network
+    takes); ``fields_size`` and ``field_labels()`` the part built from the sensors, which
+    ``extract_observation`` returns. Each past command is the full action vector in the
+    action's field order, in robot units, the oldest first (zeros at an episode's start).
+    """
 
     fields: tuple
     max_age_s: float
     sync_tolerance_s: float
+    action_history: int = 0
+    action_fields: tuple = ()
+
+    @property
+    def fields_size(self) -> int:
+        return sum(f.size for f in self.fields)
+
+    @property
+    def history_size(self) -> int:
+        return self.action_history * len(self.action_fields)
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.fields)
+        return self.fields_size + self.history_size
 
     @property
     def sources(self) -> tuple:
         return tuple(dict.fromkeys(f.source for f in self.fields))
 
-    def labels(self) -> list:
+    def field_labels(self) -> list:
         return [label for f in self.fields for label in f.labels()]
+
+    def labels(self) -> list:
+        return self.field_labels() + action_history_labels(self.action_history,
+                                                           self.action_fields)
 
     def image_layout(self) -> tuple:
         """Where the images lie in the vector: ``(start, height, width)`` per image field.
@@ -585,10 +619,16 @@ class TaskSpec:
         return {
             'control_rate_hz': self.raw['control_rate_hz'],
             'sources': {k: v for k, v in self.raw['sources'].items() if k in used},
-            'observation': {k: v for k, v in self.raw['observation'].items()
-                            if k == 'fields'},
+            'observation': self._observation_contract(),
             'action': self.raw['action'],
         }
+
+    def _observation_contract(self) -> dict:
+        contract = {'fields': self.raw['observation']['fields']}
+        if self.observation.action_history:
+            # Absent when 0, so a spec without history matches checkpoints from before it.
+            contract['action_history'] = self.observation.action_history
+        return contract
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)
@@ -757,6 +797,17 @@ def _parse_robot_params(sim: str, params: _Section) -> dict:
     return dict(params.data)
 
 
+def _with_action_history(observation: ObservationSpec, action_fields: tuple) -> ObservationSpec:
+    """The observation with the action's fields named, once the action is known."""
+    extra = observation.action_history * len(action_fields)
+    if observation.fields_size + extra > OBSERVATION_MAX_SIZE:
+        raise SpecError(f'observation.action_history: {observation.action_history} past '
+                        f'commands of {len(action_fields)} values add {extra} values to the '
+                        f'{observation.fields_size} of the fields; expected at most '
+                        f'{OBSERVATION_MAX_SIZE} values in all')
+    return dataclasses.replace(observation, action_fields=tuple(action_fields))
+
+
 def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
     """Validate a spec mapping (as loaded from YAML) and build a ``TaskSpec``.
 
@@ -807,7 +858,10 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
             max_age_s=obs.float('max_age_s', 0.5, low=MAX_AGE_MIN_S, high=DURATION_MAX_S,
                                 unit='s'),
             sync_tolerance_s=obs.float('sync_tolerance_s', 0.0, low=0.0, high=DURATION_MAX_S,
-                                       unit='s'))
+                                       unit='s'),
+            action_history=_check_count(
+                obs.raw('action_history', 0), 'observation.action_history', 0,
+                ACTION_HISTORY_MAX, 'past commands'))
         obs.finish()
 
         act = top.section('action')
@@ -826,6 +880,7 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
             raise SpecError('action.stamped: only a twist action can be stamped')
         action = ActionSpec(type=action_type, topic=act.topic('topic'), fields=action_fields,
                             low=low, high=high, stamped=stamped)
+        observation = _with_action_history(observation, action_fields)
         act.finish()
 
         reward = tuple(_parse_term(item, 'term', REWARD_TERMS, sources, True)
