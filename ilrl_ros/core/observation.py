@@ -3,7 +3,8 @@
 ``extract_observation`` is the pure function the simulators and the dataset converter use;
 ``ObservationAssembler`` adds what a live loop needs: the newest reading per source, stamp
 synchronisation, and staleness, so that stale or malformed input is caught here and never
-reaches a policy as numbers.
+reaches a policy as numbers. ``ActionHistory`` appends the last commands sent when the spec
+asks for them (``observation.action_history``).
 """
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import numpy as np
 
 from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
                                     READING_TYPES, ScanReading)
-from ilrl_ros.core.spec import ObservationField, TaskSpec
+from ilrl_ros.core.spec import action_history_labels, ObservationField, TaskSpec
 
 
 class ObservationError(ValueError):
@@ -246,7 +247,11 @@ def extract_field(field: ObservationField, reading) -> np.ndarray:
 
 
 def extract_observation(spec: TaskSpec, readings: dict) -> np.ndarray:
-    """Build the observation vector from a reading per source (the spec's field order)."""
+    """Build the observation fields from a reading per source (the spec's field order).
+
+    The vector has ``spec.observation.fields_size`` values; a policy's input also has the
+    action history, appended by ``ActionHistory.augment`` (when the spec has one).
+    """
     parts = []
     for field in spec.observation.fields:
         if field.source not in readings:
@@ -259,6 +264,57 @@ def extract_observation(spec: TaskSpec, readings: dict) -> np.ndarray:
         raise ObservationError(f'the observation of task {spec.name!r} does not fit in float32 '
                                f'(scaled values beyond 3.4e38)')
     return vector
+
+
+class ActionHistory:
+    """The last ``observation.action_history`` commands, appended to the observation.
+
+    With a delay between command and effect the sensors alone do not tell a policy what is
+    still to come; the commands already sent do. ``push`` each command as it is sent (it is
+    clipped to the action bounds, as the robot takes it), ``augment`` each observation before
+    the policy sees it, ``reset`` at an episode's start (the history is then all zeros). The
+    appended values are the full action vectors, oldest first, in the spec's action order and
+    robot units; ``labels()`` names them. With ``action_history: 0`` ``augment`` returns the
+    vector unchanged.
+    """
+
+    def __init__(self, spec: TaskSpec):
+        self.spec = spec
+        self.length = spec.observation.action_history
+        self._commands = np.zeros((self.length, spec.action.size), dtype=np.float64)
+
+    @property
+    def size(self) -> int:
+        """How many values ``augment`` appends."""
+        return self._commands.size
+
+    def labels(self) -> list:
+        return action_history_labels(self.length, self.spec.action.fields)
+
+    def reset(self) -> None:
+        self._commands[:] = 0.0
+
+    def push(self, action) -> None:
+        """Remember a command sent (the oldest one is forgotten)."""
+        command = self.spec.action.clip(self.spec.action.check(action, 'the command'))
+        if self.length:
+            self._commands[:-1] = self._commands[1:]
+            self._commands[-1] = command
+
+    def values(self) -> np.ndarray:
+        """The remembered commands, oldest first, as one float32 vector."""
+        return self._commands.reshape(-1).astype(np.float32)
+
+    def augment(self, vector: np.ndarray) -> np.ndarray:
+        """The observation fields followed by the remembered commands."""
+        if not self.length:
+            return vector
+        vector = np.asarray(vector)
+        expected = self.spec.observation.fields_size
+        if vector.shape != (expected,):
+            raise ValueError(f'the observation fields of task {self.spec.name!r} have '
+                             f'{expected} values, got an array shaped {vector.shape}')
+        return np.concatenate([vector.astype(np.float32, copy=False), self.values()])
 
 
 @dataclass(frozen=True)

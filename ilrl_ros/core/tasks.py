@@ -5,24 +5,54 @@ spec's action order, so the same expert code labels simulated states and drives 
 through the ``expert`` node.
 """
 
+import gymnasium as gym
 import numpy as np
 
+from ilrl_ros.core.envs.delays import (ActionHistoryObservations, check_delay_steps,
+                                       DelayedActions)
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.world import make_world
 
 SIMULATORS = ('track_follow', 'pendulum')
 
 
-def make_env(spec: TaskSpec):
-    """Return the gymnasium environment named by the spec's ``robot.sim``."""
+def make_simulator(spec: TaskSpec):
+    """Return the bare simulator named by the spec's ``robot.sim`` (physics and readings).
+
+    Its observations are the spec's fields alone, without the action history; the mock robot
+    runs it, and ``make_env`` wraps it for learning.
+    """
     if spec.sim == 'track_follow':
         from ilrl_ros.core.envs.track_follow import TrackFollowEnv
-        return TrackFollowEnv(spec)
-    if spec.sim == 'pendulum':
+        env = TrackFollowEnv(spec)
+    elif spec.sim == 'pendulum':
         from ilrl_ros.core.envs.pendulum import PendulumEnv
-        return PendulumEnv(spec)
-    raise ValueError(f'robot.sim {spec.sim!r} is not a known simulator; known: '
-                     f'{", ".join(SIMULATORS)}')
+        env = PendulumEnv(spec)
+    else:
+        raise ValueError(f'robot.sim {spec.sim!r} is not a known simulator; known: '
+                         f'{", ".join(SIMULATORS)}')
+    if spec.observation.action_history:
+        # The simulator's observations are the fields; the history is appended around it.
+        env.observation_space = gym.spaces.Box(-np.inf, np.inf,
+                                               (spec.observation.fields_size,), np.float32)
+    return env
+
+
+def make_env(spec: TaskSpec, action_delay_steps: int = 0):
+    """Return the task's gymnasium environment: the simulator, as a policy sees the robot.
+
+    With ``observation.action_history`` k > 0 each observation is followed by the last k
+    actions given (``ActionHistoryObservations``). ``action_delay_steps`` applies each action
+    that many steps after it is given (``DelayedActions``): the same run as a lock-step mock
+    robot with ``action_delay_s`` of that many control periods.
+    """
+    delay = check_delay_steps(action_delay_steps)
+    env = make_simulator(spec)
+    if delay:
+        env = DelayedActions(env, delay)
+    if spec.observation.action_history:
+        env = ActionHistoryObservations(env, spec)
+    return env
 
 
 class TrackExpert:

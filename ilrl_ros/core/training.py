@@ -81,22 +81,26 @@ def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int
 
 def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = None,
              seed: int = 0, log_dir=None, progress=None, eval_episodes: int = 10,
-             dqn_bins: int = 5, overrides: dict = None) -> RLRun:
+             dqn_bins: int = 5, overrides: dict = None, action_delay_steps: int = 0) -> RLRun:
     """Train ``algorithm`` on our ``task`` (checkpointable) or a gymnasium ``env_id``.
 
-    ``overrides`` sets config fields by name on top of the preset. Training runs on one
+    ``overrides`` sets config fields by name on top of the preset. ``action_delay_steps``
+    applies each action that many control periods late, in training and in the evaluation
+    (``make_env``; a task only), as a robot with that delay would. Training runs on one
     torch thread: small networks gain nothing from more, and a busy machine makes extra
     threads spin.
     """
     with torch_settings(1):
         return _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress,
-                         eval_episodes, dqn_bins, overrides)
+                         eval_episodes, dqn_bins, overrides, action_delay_steps)
 
 
 def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_episodes,
-              dqn_bins, overrides) -> RLRun:
+              dqn_bins, overrides, action_delay_steps=0) -> RLRun:
     if (task is None) == (env_id is None):
         raise ValueError('name exactly one of a task (e.g. pendulum) or a gymnasium env id')
+    if action_delay_steps and env_id is not None:
+        raise ValueError('action_delay_steps applies to a task only, not to a gymnasium env id')
     module, _ = _module(algorithm)
     spec = load_spec(task) if task else None
     preset = PRESET_FOR_TASK.get(spec.name) if spec else env_id
@@ -104,7 +108,7 @@ def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_epis
     log = TrainingLog(log_dir)
 
     def base_env():
-        return make_env(spec) if spec else gym.make(env_id)
+        return make_env(spec, action_delay_steps) if spec else gym.make(env_id)
 
     env_fn = base_env
     if algorithm == 'dqn' and isinstance(base_env().action_space, gym.spaces.Box):
