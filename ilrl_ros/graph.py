@@ -54,7 +54,7 @@ class GraphConfig:
         'Policy: event (each new observation) or timer (fixed rate).',
         choices=('event', 'timer')))
     expert: bool = field(default=True, metadata=_described(
-        'Run the expert node.', launch=False, cli=False))
+        'Do not run the expert node.', flag='--no-expert', launch=False))
     expert_drive: bool = field(default=False, metadata=_described(
         'The expert drives the robot (demonstrations).'))
     record: bool = field(default=False, metadata=_described('Run demo_recorder on the task '
@@ -71,7 +71,16 @@ class GraphConfig:
         'Episodes to run: the episode manager stops resetting after this many, and `ilrl sim` '
         'then prints their results and exits (0: run on).', flag='--episodes'))
     observation_node: bool = field(default=True, metadata=_described(
-        'Run the observation node.', launch=False, cli=False))
+        'Do not run the observation node.', flag='--no-observation-node', launch=False))
+    transitions: bool = field(default=False, metadata=_described(
+        'Run the transition publisher: the transitions of the loop on the transitions topic '
+        '(for an online learner); recorded too with --record.'))
+    exploration: str = field(default='none', metadata=_described(
+        'How the policy explores (online learning): none, sample or noise.',
+        choices=('none', 'sample', 'noise')))
+    teleop_topic: str = field(default='', metadata=_described(
+        "A person's command topic that takes over from the policy while it is active "
+        '(interventions); empty: none.'))
     record_topics: tuple = field(default=(), metadata=_described(
         "Also record this topic (repeatable), e.g. a teleoperator's labels teleop/cmd_vel for "
         '`ilrl dagger --label-topic`.', flag='--record-topic', launch=False))
@@ -170,7 +179,8 @@ def node_parameters(config: GraphConfig) -> dict:
     sim_time = config.robot and config.clock == 'sim'
     common = {'task': config.task, 'use_sim_time': sim_time}
     out = {
-        'policy': {**common, 'checkpoint': config.checkpoint, 'mode': config.policy_mode},
+        'policy': {**common, 'checkpoint': config.checkpoint, 'mode': config.policy_mode,
+                   'exploration': config.exploration, 'teleop_topic': config.teleop_topic},
         'reward_monitor': dict(common),
         'episode_manager': {**common, 'max_episodes': config.max_episodes,
                             'reset_service': 'mock_robot/reset' if config.robot else ''},
@@ -183,8 +193,14 @@ def node_parameters(config: GraphConfig) -> dict:
         out['observation'] = dict(common)
     if config.expert:
         out['expert'] = {**common, 'drive': config.expert_drive}
+    if config.transitions:
+        out['transition_publisher'] = {**common, 'teleop_topic': config.teleop_topic}
     if config.record:
         topics = recorded_topics(config.task)
+        if config.transitions:
+            topics += ['episode/step', 'transitions']
+        if config.teleop_topic:
+            topics.append(config.teleop_topic)
         # Extra topics, e.g. a teleoperator's labels for DAgger.
         topics += [t for t in config.record_topics if t not in topics]
         out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': topics,
@@ -225,6 +241,9 @@ def _node_class(name: str):
     if name == 'expert':
         from ilrl_ros.nodes.expert import Expert
         return Expert
+    if name == 'transition_publisher':
+        from ilrl_ros.nodes.transition_publisher import TransitionPublisher
+        return TransitionPublisher
     if name == 'demo_recorder':
         from ilrl_ros.nodes.demo_recorder import DemoRecorder
         return DemoRecorder

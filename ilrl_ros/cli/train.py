@@ -54,11 +54,20 @@ def cmd_train_rl(args) -> int:
     if args.env and args.output:
         raise ValueError('a checkpoint needs a task spec: train on --task to write one '
                          '(--env runs are for benchmarks)')
+    train_env = None
+    if args.ros:
+        if not args.task:
+            raise ValueError('--ros trains over the graph of a task: name it with --task')
+        from ilrl_ros.ros_env import RosEnv
+
+        def train_env():
+            return RosEnv(args.task, use_sim_time=args.ros_clock == 'sim')
     run = train_rl(args.algorithm, task=args.task, env_id=args.env, steps=args.steps,
                    seed=args.seed, log_dir=args.log_dir,
                    progress=console_progress(args.algorithm), eval_episodes=args.eval_episodes,
                    overrides=_nested_as_configs(_config_class(args.algorithm),
-                                                config_overrides(args, args.config_flags)))
+                                                config_overrides(args, args.config_flags)),
+                   train_env=train_env)
     evaluation = run.evaluation
     print(f'{args.algorithm}: {run.env_steps} environment steps in {run.seconds:.1f} s'
           + (f'; evaluation over {len(evaluation)} episodes: return '
@@ -135,5 +144,12 @@ def add_to(sub) -> None:
         r.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
         r.add_argument('--eval-episodes', type=int, default=10,
                        help='evaluation episodes after training (default: %(default)s)')
+        r.add_argument('--ros', action='store_true',
+                       help='train through the running ROS 2 graph of --task (RosEnv: '
+                       'start it first, e.g. `ilrl sim --task pendulum --robot-mode lock_step '
+                       '--no-expert`) instead of the in-process simulator; the evaluation '
+                       'runs in the simulator')
+        r.add_argument('--ros-clock', choices=('sim', 'wall'), default='sim',
+                       help="with --ros: the graph's clock (default: %(default)s)")
         r.set_defaults(func=cmd_train_rl, config_flags=add_config_flags(
             r, _config_class(name), skip=('total_steps', 'seed')))

@@ -81,22 +81,26 @@ def make_config(algorithm: str, preset: str = None, steps: int = None, seed: int
 
 def train_rl(algorithm: str, task: str = None, env_id: str = None, steps: int = None,
              seed: int = 0, log_dir=None, progress=None, eval_episodes: int = 10,
-             dqn_bins: int = 5, overrides: dict = None, action_delay_steps: int = 0) -> RLRun:
+             dqn_bins: int = 5, overrides: dict = None, action_delay_steps: int = 0,
+             train_env=None) -> RLRun:
     """Train ``algorithm`` on our ``task`` (checkpointable) or a gymnasium ``env_id``.
 
     ``overrides`` sets config fields by name on top of the preset. ``action_delay_steps``
     applies each action that many control periods late, in training and in the evaluation
-    (``make_env``; a task only), as a robot with that delay would. Training runs on one
+    (``make_env``; a task only), as a robot with that delay would. ``train_env`` (a task
+    only) returns the one environment to train on instead of the simulator: a ``RosEnv``
+    over the running graph, say (``ilrl train --ros``); the evaluation still runs in the
+    task's simulator. Training runs on one
     torch thread: small networks gain nothing from more, and a busy machine makes extra
     threads spin.
     """
     with torch_settings(1):
         return _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress,
-                         eval_episodes, dqn_bins, overrides, action_delay_steps)
+                         eval_episodes, dqn_bins, overrides, action_delay_steps, train_env)
 
 
 def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_episodes,
-              dqn_bins, overrides, action_delay_steps=0) -> RLRun:
+              dqn_bins, overrides, action_delay_steps=0, train_env=None) -> RLRun:
     if (task is None) == (env_id is None):
         raise ValueError('name exactly one of a task (e.g. pendulum) or a gymnasium env id')
     if action_delay_steps and env_id is not None:
@@ -104,17 +108,34 @@ def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_epis
     module, _ = _module(algorithm)
     spec = load_spec(task) if task else None
     preset = PRESET_FOR_TASK.get(spec.name) if spec else env_id
+    if train_env is not None:
+        if spec is None:
+            raise ValueError('train_env needs a task (its spec is the contract with the graph)')
+        if 'num_envs' in _module(algorithm)[1].__dataclass_fields__:
+            # Over the graph there is one robot: one environment.
+            overrides = {'num_envs': 1, **(overrides or {})}
     config = make_config(algorithm, preset, steps, seed, overrides)
     log = TrainingLog(log_dir)
 
     def base_env():
         return make_env(spec, action_delay_steps) if spec else gym.make(env_id)
 
-    env_fn = base_env
+    made = []
+
+    def training_env():
+        if train_env is None:
+            return base_env()
+        if made:
+            raise ValueError(f'{algorithm} asks for a second training environment; over the '
+                             'graph there is only the one robot')
+        made.append(train_env())
+        return made[0]
+
+    env_fn = training_env
     if algorithm == 'dqn' and isinstance(base_env().action_space, gym.spaces.Box):
         # DQN needs discrete actions: a few torques per dimension stand for the Box.
         def env_fn():
-            return module.DiscretizedActions(base_env(), bins=dqn_bins)
+            return module.DiscretizedActions(training_env(), bins=dqn_bins)
     if algorithm == 'lqr':
         if not spec or spec.name != 'pendulum':
             raise ValueError('lqr is designed here for the pendulum task only')

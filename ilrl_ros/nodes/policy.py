@@ -7,6 +7,13 @@ output make it command zero instead. ``ros2 param set /policy checkpoint <path>`
 verifies a new checkpoint on the parameter service's thread, off the control path, then
 swaps one reference; a bad or mismatched checkpoint is refused with the reason and the old
 policy keeps running.
+
+As the actor of online learning it explores as ``exploration`` says (set at runtime:
+``none``, ``sample`` from the policy's distribution, or ``noise``; see
+core/networks/exploration.py), always within the clamps. With ``teleop_topic`` set, a person
+commanding on that topic takes over: while their commands keep coming (``teleop_timeout_s``)
+they are what the robot is sent, clamped like the policy's, and the learner records those
+steps as demonstrations.
 """
 
 from dataclasses import dataclass
@@ -18,8 +25,9 @@ import torch
 
 from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
+from ilrl_ros.core.networks.exploration import explore_action, EXPLORATION_MODES
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
-from ilrl_ros.messages import action_message, action_message_class
+from ilrl_ros.messages import action_from_message, action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
                                    SafeNode, SourceSubscriptions, StatusPublisher)
 from ilrl_ros.nodes.params import declare_params, Param
@@ -67,6 +75,18 @@ PARAMETERS = (
     Param('checkpoint', '', 'Checkpoint folder to run. Set it at runtime to swap policies; a '
           'bad or mismatched checkpoint is refused and the running one kept. Empty: command '
           'nothing.', read_only=False),
+    Param('exploration', 'none', 'How the policy explores while it learns online: none (its '
+          'deterministic action), sample (from its own distribution) or noise (Gaussian noise '
+          'of exploration_noise times half the action range; epsilon-greedy for a Q-network). '
+          'Settable at runtime; never past the clamps.', read_only=False,
+          choices=EXPLORATION_MODES),
+    Param('exploration_noise', 0.1, 'Noise scale of exploration: noise (fraction of half the '
+          'action range, or epsilon for a Q-network).', read_only=False, low=0.0, high=1.0),
+    Param('exploration_seed', 0, 'Seed of the exploration noise.', low=0, high=2**31 - 1),
+    Param('teleop_topic', '', "A person's command topic (the task's command type): while "
+          'commands arrive on it they drive the robot instead of the policy. Empty: none.'),
+    Param('teleop_timeout_s', 0.5, 'A teleop command older than this no longer drives.',
+          low=0.01, high=60.0),
 )
 
 
@@ -96,10 +116,17 @@ class Policy(SafeNode):
         torch.set_num_threads(1)
         self._policy = None
         self._estop = False
+        self._exploration = values['exploration']
+        self._exploration_noise = values['exploration_noise']
+        self._rng = np.random.default_rng(values['exploration_seed'])
+        self._teleop = None
+        self._teleop_ns = None
+        self._teleop_timeout_ns = int(values['teleop_timeout_s'] * 1e9)
         self._answer_repeat = False
         self._last_obs_stamp_ns = None
         self._counts = {'ticks': 0, 'commands': 0, 'zero_commands': 0, 'stale': 0,
-                        'errors': 0, 'swaps': 0, 'refused': 0, 'missed_ticks': 0}
+                        'errors': 0, 'swaps': 0, 'refused': 0, 'missed_ticks': 0,
+                        'teleop_commands': 0}
         self._last_error = ''
         self._last_tick_ns = None
         self._stale_now = False
@@ -126,6 +153,10 @@ class Policy(SafeNode):
         self.sources = SourceSubscriptions(self.control, self.spec, self.assembler.sources,
                                            self._on_reading, self._on_input_error)
         self.control.create_subscription(Bool, 'e_stop', self._on_estop, qos.COMMAND)
+        if values['teleop_topic']:
+            self.control.create_subscription(action_message_class(self.spec.action),
+                                             values['teleop_topic'], self._on_teleop,
+                                             qos.COMMAND)
         self.control.create_timer(1.0 / self.params.rate_hz, self._on_tick)
         self.status = StatusPublisher(self)
         self.create_timer(self.params.status_period_s, self._publish_status)
@@ -177,8 +208,12 @@ class Policy(SafeNode):
         return accept()
 
     def _after_set_parameters(self, parameters) -> None:
-        """Apply: swap in the checkpoint verified in on-set, or clear it."""
+        """Apply: swap in the checkpoint verified in on-set, or clear it; exploration."""
         for parameter in parameters:
+            if parameter.name == 'exploration':
+                self._exploration = parameter.value
+            elif parameter.name == 'exploration_noise':
+                self._exploration_noise = parameter.value
             if parameter.name != 'checkpoint':
                 continue
             staged, self._staged = self._staged, None
@@ -224,6 +259,24 @@ class Policy(SafeNode):
         self._estop = bool(msg.data)
         if self._estop:
             self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+
+    def _on_teleop(self, msg) -> None:
+        try:
+            command = self.spec.action.clip(action_from_message(self.spec.action, msg))
+        except ValueError as error:
+            self._note_error(f'teleop command refused: {error}')
+            return
+        self._teleop = command
+        self._teleop_ns = self.control.get_clock().now().nanoseconds
+
+    def _teleop_command(self):
+        """The person's command while they drive (fresh enough), else None."""
+        if self._teleop_ns is None:
+            return None
+        if self.control.get_clock().now().nanoseconds - self._teleop_ns \
+                > self._teleop_timeout_ns:
+            return None
+        return self._teleop
 
     def _on_reading(self, source: str, reading) -> None:
         self.assembler.update(source, reading, self.control.get_clock().now().nanoseconds)
@@ -291,14 +344,29 @@ class Policy(SafeNode):
         if self._estop:
             self._send(self._zero, observation.stamp_ns, zero=True)
             return
+        teleop = self._teleop_command()
+        if teleop is not None:
+            self._counts['teleop_commands'] += 1
+            self._send(teleop, observation.stamp_ns)
+            return
         try:
-            action = self.spec.action.clip(policy.act(observation.vector))
+            action = self.spec.action.clip(self._action(policy, observation.vector))
         except Exception as error:  # noqa: BLE001 - no command from a failed inference
             self._note_error(f'policy {policy.name} produced no usable action: '
                              f'{_reason(error)}')
             self._send(self._zero, observation.stamp_ns, zero=True)
             return
         self._send(action, observation.stamp_ns)
+
+    def _action(self, policy, vector: np.ndarray) -> np.ndarray:
+        mode = self._exploration
+        if mode == 'none':
+            return policy.act(vector)
+        if vector.shape != (policy.network.obs_dim,):
+            raise ValueError(f'observation has shape {vector.shape}; the policy expects '
+                             f'({policy.network.obs_dim},)')
+        return explore_action(policy.network, vector, mode, self._exploration_noise,
+                              self.spec.action.low, self.spec.action.high, self._rng)
 
     def _send(self, action: np.ndarray, stamp_ns: int, zero: bool = False) -> None:
         if self.stopping and not zero:
@@ -313,6 +381,7 @@ class Policy(SafeNode):
         state = ('idle' if policy is None else 'estop' if self._estop
                  else 'stale' if self._stale_now else 'running')
         self.status.publish(state=state, checkpoint=str(policy.path) if policy else '',
+                            exploration=self._exploration,
                             algorithm=policy.manifest['algorithm'] if policy else '',
                             last_error=self._last_error, **self._counts)
 
