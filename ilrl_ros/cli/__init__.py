@@ -10,6 +10,7 @@ Examples::
     ilrl info checkpoints/bc
     ilrl collect --task track_follow --episodes 3 --noise-std 0.05,1.0 -o data/dart.npz
     ilrl train awr --data data/mixed.npz -o checkpoints/awr --log-dir runs/awr
+    ilrl learn sac --task pendulum -o runs/learn_sac --real-time-factor 5
     ilrl export --data data/demos.npz --minari-id ilrl/track_follow-expert-v0 --root minari
     ilrl import --minari-id ilrl/track_follow-expert-v0 --root minari -o data/back.npz
 
@@ -25,11 +26,11 @@ import logging
 import sys
 
 from ilrl_ros.cli import (bag, collect, convert, dagger, demo, evaluate, export, import_dataset,
-                          info, sim, train)
+                          info, learn, sim, train)
 
 # One module per verb, in the order `ilrl --help` lists them; each has add_to(sub).
-VERBS = (demo, dagger, sim, convert, bag, export, import_dataset, train, collect, evaluate,
-         info)
+VERBS = (demo, dagger, sim, convert, bag, export, import_dataset, train, learn, collect,
+         evaluate, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
