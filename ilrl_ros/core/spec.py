@@ -538,6 +538,9 @@ class ActionSpec:
     low: np.ndarray
     high: np.ndarray
     stamped: bool = False
+    max_delta: Any = None
+    """The largest change of each action value from one control tick to the next (a float
+    vector, one per field), or None: no rate limit. Applied by ``limit_change``."""
 
     @property
     def size(self) -> int:
@@ -564,6 +567,23 @@ class ActionSpec:
         """Check ``action`` and clamp it to the spec's bounds."""
         return np.clip(self.check(action), self.low, self.high)
 
+    def limit_change(self, previous: Any, action: Any) -> np.ndarray:
+        """``action`` moved at most ``max_delta`` per value away from ``previous``.
+
+        The command one control tick after ``previous`` (the last command sent): each value
+        changes by at most its ``max_delta``, and a value within its limit passes unchanged.
+        ``previous`` None (the first command of an episode) or no ``max_delta``: ``action``
+        as it is. Both are checked (size, finite); an action within the bounds after a
+        previous within the bounds stays within them.
+        """
+        command = self.check(action)
+        if previous is None or self.max_delta is None:
+            return command
+        before = self.check(previous, 'the previous action')
+        change = command - before
+        return np.where(np.abs(change) <= self.max_delta, command,
+                        before + np.sign(change) * self.max_delta)
+
 
 @dataclass(frozen=True)
 class Term:
@@ -589,6 +609,90 @@ class TerminationSpec:
 
 
 @dataclass(frozen=True)
+class JointLimit:
+    """Where one joint may be: a position range and/or a largest absolute velocity."""
+
+    source: str
+    joint: str
+    position: tuple = None
+    """(low, high) in the joint's units (rad or m), or None: any position."""
+    max_velocity: float = None
+    """Largest absolute velocity (rad/s or m/s), or None: any velocity."""
+
+
+@dataclass(frozen=True)
+class WorkspaceLimit:
+    """Where the robot may be by one odometry source: an x/y box and/or a track corridor."""
+
+    source: str
+    x: tuple = None
+    """(low, high) in metres, or None."""
+    y: tuple = None
+    max_lateral: float = None
+    """Largest distance from the track's centerline in metres (track tasks), or None."""
+
+
+@dataclass(frozen=True)
+class SafetySpec:
+    """The safe set: leaving it ends an episode as ``unsafe`` and the robot is stopped."""
+
+    joints: tuple = ()
+    workspace: tuple = ()
+
+    @property
+    def sources(self) -> tuple:
+        return tuple(dict.fromkeys(limit.source for limit in self.joints + self.workspace))
+
+
+@dataclass(frozen=True)
+class JointTarget:
+    """A joint's part of a start state: near a position and/or slower than a velocity."""
+
+    source: str
+    joint: str
+    position: float = None
+    tolerance: float = 0.0
+    wrap: bool = False
+    """Compare positions modulo a full turn (a continuous joint, such as the pendulum's)."""
+    max_velocity: float = None
+
+
+@dataclass(frozen=True)
+class PoseTarget:
+    """The robot's part of a start state by one odometry source; every part given must hold.
+
+    Near a point (``x``, ``y`` within ``tolerance`` m), facing ``yaw`` (within
+    ``yaw_tolerance`` rad), on the track (within ``max_lateral`` m of the centerline and
+    ``max_heading_error`` rad of its direction), slower than ``max_speed`` m/s and
+    ``max_turn_rate`` rad/s.
+    """
+
+    source: str
+    x: float = None
+    y: float = None
+    tolerance: float = 0.0
+    yaw: float = None
+    yaw_tolerance: float = 0.0
+    max_lateral: float = None
+    max_heading_error: float = None
+    max_speed: float = None
+    max_turn_rate: float = None
+
+
+@dataclass(frozen=True)
+class ResetSpec:
+    """What a start state is: every target holds, for ``hold_s`` seconds on end."""
+
+    hold_s: float = 0.0
+    joints: tuple = ()
+    poses: tuple = ()
+
+    @property
+    def sources(self) -> tuple:
+        return tuple(dict.fromkeys(target.source for target in self.joints + self.poses))
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A validated task spec. ``raw`` keeps the YAML mapping, stored in checkpoints."""
 
@@ -602,6 +706,10 @@ class TaskSpec:
     reward: tuple
     termination: TerminationSpec
     raw: dict
+    safety: SafetySpec = None
+    """The safe set (``safety:``), or None: no limits beyond the task's own conditions."""
+    reset: ResetSpec = None
+    """What a start state is (``reset:``), for reset controllers; or None."""
 
     @property
     def dt(self) -> float:
@@ -620,7 +728,9 @@ class TaskSpec:
             'control_rate_hz': self.raw['control_rate_hz'],
             'sources': {k: v for k, v in self.raw['sources'].items() if k in used},
             'observation': self._observation_contract(),
-            'action': self.raw['action'],
+            # The rate limit acts on the command after the policy has chosen it: a policy runs
+            # with or without one, so it is no part of the contract.
+            'action': {k: v for k, v in self.raw['action'].items() if k != 'max_delta'},
         }
 
     def _observation_contract(self) -> dict:
@@ -741,6 +851,160 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
         if name not in params:
             raise SpecError(f'{item.path}.{name}: missing; {kind} requires it')
     return Term(kind=kind, source=source, weight=weight, params=tuple(sorted(params.items())))
+
+
+def _parse_max_delta(act: _Section, size: int):
+    """``action.max_delta``: one positive number, or one per action field; None if absent."""
+    if not act.has('max_delta'):
+        return None
+    values = act.floats('max_delta', size, low=0.0, high=NUMBER_MAX)
+    if np.any(values <= 0.0):
+        raise SpecError(f'{act._key("max_delta")}: expected numbers > 0 (the largest change of '
+                        f'each action value from one control tick to the next), got '
+                        f'{_show(act.data["max_delta"])}')
+    return values
+
+
+def _limit_source(item: _Section, sources: dict, kind: str, what: str) -> str:
+    """The ``source`` of a safety or reset entry: declared, and of the kind it needs."""
+    name = item.str('source')
+    if name not in sources:
+        raise SpecError(_shorten(f'{item.path}.source: {_show(name)} is not a declared source; '
+                                 f'declared: {", ".join(sources)}'))
+    if sources[name].kind != kind:
+        raise SpecError(f'{item.path}.source: {what} needs a source of kind {kind}, '
+                        f'{name!r} is {sources[name].kind}')
+    return name
+
+
+def _interval(item: _Section, key: str, unit: str):
+    """``[low, high]`` of finite numbers within +/-NUMBER_MAX, low <= high; None if absent."""
+    if not item.has(key):
+        return None
+    value = item.raw(key)
+    where = item._key(key)
+    if not isinstance(value, list) or len(value) != 2:
+        raise SpecError(f'{where}: expected [low, high], two numbers from {-NUMBER_MAX:g} to '
+                        f'{NUMBER_MAX:g}{_unit(unit)}, got {_show(value)}')
+    low, high = (_check_number(v, f'{where}[{i}]', -NUMBER_MAX, NUMBER_MAX, unit)
+                 for i, v in enumerate(value))
+    if low > high:
+        raise SpecError(f'{where}: expected [low, high] with low <= high, got {_show(value)}')
+    return (low, high)
+
+
+def _optional(item: _Section, key: str, high: float, unit: str):
+    """An optional number > 0 and at most ``high``; None if absent."""
+    return item.float(key, low=0.0, high=high, unit=unit, positive=True) \
+        if item.has(key) else None
+
+
+def _together(item: _Section, keys: tuple) -> bool:
+    """Whether all of ``keys`` are given; refuse some without the others."""
+    given = [key for key in keys if item.has(key)]
+    if given and len(given) != len(keys):
+        missing = [key for key in keys if key not in given]
+        raise SpecError(f'{item.path}: {", ".join(given)} given without '
+                        f'{", ".join(missing)}; expected {", ".join(keys)} together')
+    return bool(given)
+
+
+def _need_one(item: _Section, parts: tuple, what: str) -> None:
+    if all(part is None for part in parts):
+        raise SpecError(f'{item.path}: {what}')
+
+
+def _parse_joint_limit(item: _Section, sources: dict) -> JointLimit:
+    source = _limit_source(item, sources, 'joint_state', 'a joint limit')
+    limit = JointLimit(source=source, joint=item.str('joint'),
+                       position=_interval(item, 'position', ''),
+                       max_velocity=_optional(item, 'max_velocity', NUMBER_MAX, ''))
+    item.finish()
+    _need_one(item, (limit.position, limit.max_velocity),
+              'a joint limit needs position: [low, high], max_velocity, or both')
+    return limit
+
+
+def _parse_workspace_limit(item: _Section, sources: dict) -> WorkspaceLimit:
+    source = _limit_source(item, sources, 'odometry', 'a workspace limit')
+    limit = WorkspaceLimit(source=source, x=_interval(item, 'x', 'm'),
+                           y=_interval(item, 'y', 'm'),
+                           max_lateral=_optional(item, 'max_lateral', RANGE_MAX_M, 'm'))
+    item.finish()
+    _need_one(item, (limit.x, limit.y, limit.max_lateral),
+              'a workspace limit needs x: [low, high], y: [low, high], max_lateral (the '
+              'largest distance from the track centerline), or several of them')
+    return limit
+
+
+def _parse_safety(top: _Section, sources: dict):
+    """The optional ``safety`` block: joint limits and workspace limits."""
+    if not top.has('safety'):
+        return None
+    section = top.section('safety')
+    safety = SafetySpec(
+        joints=tuple(_parse_joint_limit(i, sources) for i in section.items('joints', [])),
+        workspace=tuple(_parse_workspace_limit(i, sources)
+                        for i in section.items('workspace', [])))
+    section.finish()
+    if not safety.joints and not safety.workspace:
+        raise SpecError('safety: expected joints, workspace or both, each a list of limits')
+    return safety
+
+
+def _parse_joint_target(item: _Section, sources: dict) -> JointTarget:
+    source = _limit_source(item, sources, 'joint_state', 'a joint target')
+    joint = item.str('joint')
+    near = _together(item, ('position', 'tolerance'))
+    target = JointTarget(
+        source=source, joint=joint,
+        position=item.float('position') if near else None,
+        tolerance=_optional(item, 'tolerance', NUMBER_MAX, '') if near else 0.0,
+        wrap=item.bool('wrap', False),
+        max_velocity=_optional(item, 'max_velocity', NUMBER_MAX, ''))
+    item.finish()
+    _need_one(item, (target.position, target.max_velocity),
+              'a joint target needs position with tolerance, max_velocity, or both')
+    return target
+
+
+def _parse_pose_target(item: _Section, sources: dict) -> PoseTarget:
+    source = _limit_source(item, sources, 'odometry', 'a pose target')
+    near = _together(item, ('x', 'y', 'tolerance'))
+    facing = _together(item, ('yaw', 'yaw_tolerance'))
+    target = PoseTarget(
+        source=source,
+        x=item.float('x', unit='m') if near else None,
+        y=item.float('y', unit='m') if near else None,
+        tolerance=_optional(item, 'tolerance', RANGE_MAX_M, 'm') if near else 0.0,
+        yaw=item.float('yaw', low=-2.0 * math.pi, high=2.0 * math.pi, unit='rad')
+        if facing else None,
+        yaw_tolerance=_optional(item, 'yaw_tolerance', math.pi, 'rad') if facing else 0.0,
+        max_lateral=_optional(item, 'max_lateral', RANGE_MAX_M, 'm'),
+        max_heading_error=_optional(item, 'max_heading_error', math.pi, 'rad'),
+        max_speed=_optional(item, 'max_speed', NUMBER_MAX, 'm/s'),
+        max_turn_rate=_optional(item, 'max_turn_rate', NUMBER_MAX, 'rad/s'))
+    item.finish()
+    _need_one(item, (target.x, target.yaw, target.max_lateral, target.max_heading_error,
+                     target.max_speed, target.max_turn_rate),
+              'a pose target needs x, y and tolerance; yaw and yaw_tolerance; max_lateral; '
+              'max_heading_error; max_speed; max_turn_rate; or several of them')
+    return target
+
+
+def _parse_reset(top: _Section, sources: dict):
+    """The optional ``reset`` block: what a start state is, for reset controllers."""
+    if not top.has('reset'):
+        return None
+    section = top.section('reset')
+    reset = ResetSpec(
+        hold_s=section.float('hold_s', 0.0, low=0.0, high=DURATION_MAX_S, unit='s'),
+        joints=tuple(_parse_joint_target(i, sources) for i in section.items('joints', [])),
+        poses=tuple(_parse_pose_target(i, sources) for i in section.items('poses', [])))
+    section.finish()
+    if not reset.joints and not reset.poses:
+        raise SpecError('reset: expected joints, poses or both, each a list of targets')
+    return reset
 
 
 # What a simulator this package does not ship may take in robot.params: a scalar, or a short
@@ -879,7 +1143,8 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
         if stamped and action_type != 'twist':
             raise SpecError('action.stamped: only a twist action can be stamped')
         action = ActionSpec(type=action_type, topic=act.topic('topic'), fields=action_fields,
-                            low=low, high=high, stamped=stamped)
+                            low=low, high=high, stamped=stamped,
+                            max_delta=_parse_max_delta(act, len(action_fields)))
         observation = _with_action_history(observation, action_fields)
         act.finish()
 
@@ -896,6 +1161,8 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
             success_at_timeout=tuple(_parse_term(i, 'condition', CONDITIONS, sources, False)
                                      for i in term.items('success_at_timeout', [])))
         term.finish()
+        safety = _parse_safety(top, sources)
+        reset = _parse_reset(top, sources)
         description = top.raw('description', '')
         if not isinstance(description, str):
             raise SpecError(f'description: expected text, got {_show(description)}')
@@ -904,7 +1171,7 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
         raise SpecError(f'{origin}: {error}') from None
     return TaskSpec(name=name, control_rate_hz=rate, sim=sim, sim_params=sim_params,
                     sources=sources, observation=observation, action=action, reward=reward,
-                    termination=termination, raw=raw)
+                    termination=termination, raw=raw, safety=safety, reset=reset)
 
 
 def tasks_dir() -> Path:

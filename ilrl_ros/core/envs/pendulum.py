@@ -40,6 +40,8 @@ class PendulumEnv(gym.Env):
         self.state = (0.0, 0.0)
         self.effort = 0.0
         self._readings = {}
+        # The last command, for the spec's rate limit (action.max_delta); None after a reset.
+        self._previous_command = None
 
     def readings(self) -> dict:
         theta, theta_dot = self.state
@@ -60,6 +62,7 @@ class PendulumEnv(gym.Env):
         else:
             self.state = sample_initial_state(self.np_random)
         self.effort = 0.0
+        self._previous_command = None
         self.stamp_ns += self.dt_ns
         self._readings = self.readings()
         self.reward_fn.reset(self._readings)
@@ -68,6 +71,10 @@ class PendulumEnv(gym.Env):
 
     def step(self, action):
         command = self.spec.action.clip(action)
+        if self.spec.action.max_delta is not None:
+            # The same rate limit as the policy node's: the limited command is what acts.
+            command = self.spec.action.limit_change(self._previous_command, command)
+            self._previous_command = action = command
         i = self.spec.action.fields.index(self.joint) \
             if self.joint in self.spec.action.fields else 0
         # Keep the action's dtype (clip() makes it float64): Pendulum-v1 scales a float32

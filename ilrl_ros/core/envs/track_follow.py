@@ -70,6 +70,8 @@ class TrackFollowEnv(gym.Env):
         self.pose = (0.0, 0.0, 0.0)
         self.velocity = (0.0, 0.0)
         self._readings = {}
+        # The last command, for the spec's rate limit (action.max_delta); None after a reset.
+        self._previous_command = None
 
     def readings(self) -> dict:
         """Return the sensor readings of the current state, keyed by source name."""
@@ -108,6 +110,7 @@ class TrackFollowEnv(gym.Env):
             self.pose = self.track.sample_start(self.np_random, self.start_max_lateral,
                                                 self.start_max_heading_error)
         self.velocity = (0.0, 0.0)
+        self._previous_command = None
         # Time never goes backwards across resets, as on a robot.
         self.stamp_ns += self.dt_ns
         self._readings = self.readings()
@@ -117,6 +120,10 @@ class TrackFollowEnv(gym.Env):
 
     def step(self, action):
         command = self.spec.action.clip(action)
+        if self.spec.action.max_delta is not None:
+            # The same rate limit as the policy node's: the limited command is what acts.
+            command = self.spec.action.limit_change(self._previous_command, command)
+            self._previous_command = command
         named = dict(zip(self.spec.action.fields, command))
         v, w = named.get('linear.x', 0.0), named.get('angular.z', 0.0)
         if self.actuation_noise_std.any():
