@@ -71,7 +71,7 @@ class TransitionBuilder:
       that ended at ``stamp_ns``, in the episode that started at ``episode_start_ns``;
     - ``step(...)``: the episode manager's verdict on the step ending at ``stamp_ns``.
 
-    ``poll()`` returns the transitions completed since the last call, oldest first. The
+    ``poll()`` returns the transitions completed since the last call, in time order. The
     action of the step from s to s' is the last command that answered s; when none did (the
     actor missed a tick) the robot kept the one before, and so does the transition. Pieces
     of steps that never complete are dropped once ``horizon`` newer observations have
@@ -84,8 +84,8 @@ class TransitionBuilder:
         self._answers = OrderedDict()        # observation stamp -> (action, intervened)
         self._rewards = {}                   # (stamp, episode start) -> reward
         self._pending = OrderedDict()        # stamp -> _Step
-        self._in_force = (np.zeros(action_size), False)
-        self._last_answer_ns = -1
+        # Before any command: what a robot does with none (nothing, zero).
+        self._in_force = (np.zeros(action_size, dtype=np.float32), False)
         self.lost = 0
         self.completed = 0
 
@@ -130,27 +130,34 @@ class TransitionBuilder:
     # ---------------------------------------------------------------- pairing
 
     def _action_for(self, stamp_ns: int) -> tuple:
-        """The command in force from observation ``stamp_ns`` on."""
-        for stamp in [s for s in self._answers if s <= stamp_ns]:
-            if stamp > self._last_answer_ns:
-                self._in_force = self._answers[stamp]
-                self._last_answer_ns = stamp
+        """The command in force from observation ``stamp_ns`` on: the newest answer to it or
+        to an observation before it (the robot keeps a command until a new one comes)."""
+        for stamp in reversed(self._answers):
+            if stamp <= stamp_ns:
+                return self._answers[stamp]
         return self._in_force
 
     def poll(self) -> list:
-        """Transitions completed since the last call, oldest first."""
+        """Transitions completed since the last call, in time order within each episode.
+
+        A step waits for the steps before it in its episode, so a learner sees each
+        episode's steps in order whatever order their pieces came in.
+        """
         out = []
         oldest_kept = next(iter(self._observations), None)
-        for stamp in list(self._pending):
+        blocked = set()
+        for stamp in sorted(self._pending):
             step = self._pending[stamp]
             obs = self._observations.get(step.previous_stamp_ns)
             next_obs = self._observations.get(step.stamp_ns)
             reward = self._rewards.get((step.stamp_ns, step.start_ns))
-            if obs is None or next_obs is None or reward is None:
+            if obs is None or next_obs is None or reward is None or step.episode in blocked:
                 if oldest_kept is not None and step.previous_stamp_ns < oldest_kept:
                     # Its observation is gone for good: it can never complete.
                     del self._pending[stamp]
                     self.lost += 1
+                else:
+                    blocked.add(step.episode)
                 continue
             del self._pending[stamp]
             action, intervened = self._action_for(step.previous_stamp_ns)
