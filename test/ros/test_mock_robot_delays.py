@@ -4,6 +4,7 @@ import json
 import threading
 
 import numpy as np
+import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -94,16 +95,25 @@ def _in_process_positions(torques, delay_steps: int, seed: int):
             np.array([r.effort[0] for r in readings]))
 
 
-def test_a_lock_step_robot_applies_each_command_exactly_two_periods_late():
+@pytest.mark.parametrize('action_periods, observation_periods', [(2, 0), (0, 2), (1, 1)])
+def test_a_lock_step_robot_applies_each_command_exactly_two_periods_late(action_periods,
+                                                                         observation_periods):
+    # Two periods from command to effect, or from measurement to publication, or one each:
+    # seen from the policy, the same loop as the in-process env with DelayedActions(2).
     steps, seed = 25, 11
     torques = np.round(np.random.default_rng(3).uniform(-2.0, 2.0, steps), 3)
     robot, _, states, _ = _run(
-        {'mode': 'lock_step', 'clock': 'sim', 'seed': seed, 'action_delay_s': 2 * DT,
-         'lock_step_timeout_s': 0.2},
+        {'mode': 'lock_step', 'clock': 'sim', 'seed': seed, 'lock_step_timeout_s': 0.2,
+         'action_delay_s': action_periods * DT,
+         'observation_delay_s': observation_periods * DT},
         lambda n: float(torques[n]) if n < steps else None,
         lambda d: len(d.states) > steps, f'{steps} lock-step steps')
-    assert robot.action_delay_steps == 2
+    assert robot.action_delay_steps == action_periods
+    assert robot.observation_delay_steps == observation_periods
     states = states[:steps + 1]
+    # An observation is stamped when measured; the robot's /clock is ahead by the delay.
+    lags = [s['clock'] - s['stamp'] for s in states if s['clock'] is not None]
+    assert np.median(lags) == observation_periods * DT_NS
     stamps = [s['stamp'] for s in states]
     assert np.all(np.diff(stamps) == DT_NS), 'one observation per step, none skipped'
     positions = np.array([s['position'] for s in states])
