@@ -4,7 +4,8 @@ Any gymnasium learner can act on a robot (or a mock robot) through the graph's t
 
 - observations are assembled from the spec's sensor topics exactly as the policy node
   assembles them (same spec, same ``ObservationAssembler``, same checks);
-- ``step(action)`` clamps the action to the spec's bounds, publishes it on the spec's
+- ``step(action)`` clamps the action to the spec's bounds (and its change per step to
+  ``action.max_delta``, where the spec has it), publishes it on the spec's
   command topic stamped with the observation it answers, and returns the next step: its
   observation, the reward monitor's reward for it (matched by stamp), and terminated /
   truncated from the episode manager's verdict (``episode/step``);
@@ -77,6 +78,7 @@ class RosEnv(gym.Env):
         self.spinner = Spinner([self.node], context=self.context).start()
         self._episode = None
         self._stamp = None
+        self._previous_command = None
         self._done = True
         self._ready = deque()
         self.counts = {'steps': 0, 'skipped': 0, 'episodes': 0, 'stale': 0}
@@ -146,13 +148,14 @@ class RosEnv(gym.Env):
                 return None
             episode = min(later)
             stamp = self.listener.starts[episode]
-            obs = self.listener.builder.observation_at(stamp)
+            obs = self.listener.builder.start_observation(stamp)
             return None if obs is None else (episode, stamp, obs)
         self._episode, self._stamp, obs = self._wait(
             started, self.reset_timeout_s,
             lambda: f'no new episode started within {self.reset_timeout_s:g} s (episodes '
                     f'started so far: {sorted(self.listener.starts)}): is the robot resetting?')
         self._done = False
+        self._previous_command = None
         self._ready.clear()
         self.counts['episodes'] += 1
         return obs.copy(), {'episode': self._episode, 'stamp_ns': self._stamp}
@@ -164,7 +167,10 @@ class RosEnv(gym.Env):
         if action.shape != (self.spec.action.size,) or not np.all(np.isfinite(action)):
             raise ValueError(f'action must be {self.spec.action.size} finite values, got '
                              f'{action.tolist()}')
-        command = self.spec.action.clip(action)
+        # As the policy node: clamped, then at most max_delta from the previous command.
+        command = self.spec.action.limit_change(self._previous_command,
+                                                self.spec.action.clip(action))
+        self._previous_command = command
         with self.listener.lock:
             newest = max(self.listener.builder.newest_stamp_ns(), self._stamp)
             self.listener.builder.command(command, answers_ns=self._stamp)

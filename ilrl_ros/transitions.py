@@ -119,7 +119,8 @@ class LoopListener:
                  teleop_timeout_s: float = 0.5, callback_group=None, horizon: int = 2000):
         from ilrl_ros.nodes.common import SourceSubscriptions
         self.node, self.spec = node, spec
-        self.builder = TransitionBuilder(spec.action.size, horizon=horizon)
+        self.builder = TransitionBuilder(spec.action.size, horizon=horizon,
+                                         action_history=spec.observation.action_history)
         self.assembler = ObservationAssembler(spec)
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)

@@ -17,16 +17,19 @@ steps as demonstrations.
 """
 
 from dataclasses import dataclass
+from collections import deque
+import json
 import sys
 
 import numpy as np
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 import torch
 
 from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import CheckpointError, load_checkpoint
 from ilrl_ros.core.networks.exploration import explore_action, EXPLORATION_MODES
-from ilrl_ros.core.observation import ObservationAssembler, ObservationError, StaleObservation
+from ilrl_ros.core.observation import (ActionHistory, ObservationAssembler, ObservationError,
+                                       StaleObservation)
 from ilrl_ros.messages import action_from_message, action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
                                    SafeNode, SourceSubscriptions, StatusPublisher)
@@ -132,6 +135,13 @@ class Policy(SafeNode):
         self._stale_now = False
         # Whether the last command this node sent was not zero: the one it must undo on stop.
         self._moving = False
+        # What the spec asks of each command besides the bounds: at most max_delta from the
+        # previous one, and (action_history) the last commands appended to the observation.
+        self._previous_command = None
+        self.history = ActionHistory(self.spec)
+        self._sent = deque(maxlen=64)   # (observation stamp, command) of recent commands
+        # While the episode manager's reset controller drives, this node stays silent.
+        self._yielding = False
         self._zero = np.zeros(self.spec.action.size)
 
         # The control loop lives on a node of its own, spun by its own executor thread, so
@@ -153,6 +163,8 @@ class Policy(SafeNode):
         self.sources = SourceSubscriptions(self.control, self.spec, self.assembler.sources,
                                            self._on_reading, self._on_input_error)
         self.control.create_subscription(Bool, 'e_stop', self._on_estop, qos.COMMAND)
+        self.control.create_subscription(String, 'episode/event', self._on_episode_event,
+                                         qos.EVENTS)
         if values['teleop_topic']:
             self.control.create_subscription(action_message_class(self.spec.action),
                                              values['teleop_topic'], self._on_teleop,
@@ -278,6 +290,34 @@ class Policy(SafeNode):
             return None
         return self._teleop
 
+    def _on_episode_event(self, msg: String) -> None:
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            self._note_error(f'episode/event is not a JSON object: {msg.data[:200]!r}')
+            return
+        if event.get('event') == 'reset' and event.get('by'):
+            self._yielding = True
+            self.get_logger().info(f'the reset controller ({event["by"]}) drives; waiting')
+        elif event.get('event') == 'start':
+            self._yielding = False
+            self._begin_episode(int(event.get('stamp_ns', 0)))
+
+    def _begin_episode(self, start_ns: int) -> None:
+        """A new episode: no command before it limits the next or stays in the history.
+
+        Commands already sent for the episode's first observations (the start event may come
+        after them) are kept.
+        """
+        self.history.reset()
+        self._previous_command = None
+        for stamp, command in self._sent:
+            if stamp >= start_ns:
+                self.history.push(command)
+                self._previous_command = command
+
     def _on_reading(self, source: str, reading) -> None:
         self.assembler.update(source, reading, self.control.get_clock().now().nanoseconds)
         if self.params.mode != 'event':
@@ -344,13 +384,18 @@ class Policy(SafeNode):
         if self._estop:
             self._send(self._zero, observation.stamp_ns, zero=True)
             return
+        if self._yielding:
+            return
         teleop = self._teleop_command()
         if teleop is not None:
             self._counts['teleop_commands'] += 1
-            self._send(teleop, observation.stamp_ns)
+            self._send(self.spec.action.limit_change(self._previous_command, teleop),
+                       observation.stamp_ns)
             return
         try:
-            action = self.spec.action.clip(self._action(policy, observation.vector))
+            action = self.spec.action.clip(
+                self._action(policy, self.history.augment(observation.vector)))
+            action = self.spec.action.limit_change(self._previous_command, action)
         except Exception as error:  # noqa: BLE001 - no command from a failed inference
             self._note_error(f'policy {policy.name} produced no usable action: '
                              f'{_reason(error)}')
@@ -374,11 +419,15 @@ class Policy(SafeNode):
         self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
                                                 self.params.frame_id))
         self._moving = not zero and bool(np.any(action != 0.0))
+        self._previous_command = np.array(action, dtype=np.float64)
+        self.history.push(action)
+        self._sent.append((stamp_ns, self._previous_command))
         self._counts['zero_commands' if zero else 'commands'] += 1
 
     def _publish_status(self) -> None:
         policy = self._policy
         state = ('idle' if policy is None else 'estop' if self._estop
+                 else 'yielding' if self._yielding
                  else 'stale' if self._stale_now else 'running')
         self.status.publish(state=state, checkpoint=str(policy.path) if policy else '',
                             exploration=self._exploration,

@@ -78,8 +78,12 @@ class TransitionBuilder:
     arrived, and counted in ``lost``.
     """
 
-    def __init__(self, action_size: int, horizon: int = 2000):
+    def __init__(self, action_size: int, horizon: int = 2000, action_history: int = 0):
         self.horizon = int(horizon)
+        # The spec's observation.action_history: the policy's input is the observation
+        # fields and the last k commands of the episode (zeros at its start).
+        self._history_shape = (int(action_history), int(action_size))
+        self._histories = {}
         self._observations = OrderedDict()   # stamp -> vector
         self._answers = OrderedDict()        # observation stamp -> (action, intervened)
         self._rewards = {}                   # (stamp, episode start) -> reward
@@ -94,9 +98,13 @@ class TransitionBuilder:
     def newest_stamp_ns(self) -> int:
         return next(reversed(self._observations), -1)
 
-    def observation_at(self, stamp_ns: int):
-        """The observation stamped ``stamp_ns``, or None if it has not arrived (or is gone)."""
-        return self._observations.get(stamp_ns)
+    def start_observation(self, stamp_ns: int):
+        """The policy input of an episode's first observation (stamped ``stamp_ns``): its
+        fields, then an empty action history; None if it has not arrived (or is gone)."""
+        fields = self._observations.get(stamp_ns)
+        if fields is None:
+            return None
+        return np.concatenate([fields, np.zeros(self._history_shape, np.float32).ravel()])
 
     def observation(self, stamp_ns: int, vector: np.ndarray) -> None:
         self._observations[int(stamp_ns)] = np.asarray(vector, dtype=np.float32)
@@ -161,6 +169,7 @@ class TransitionBuilder:
                 continue
             del self._pending[stamp]
             action, intervened = self._action_for(step.previous_stamp_ns)
+            obs, next_obs = self._with_history(step, obs, next_obs, action)
             out.append(Transition(obs=obs, action=action, reward=reward, next_obs=next_obs,
                                   terminated=step.terminated, truncated=step.truncated,
                                   stamp_ns=step.previous_stamp_ns,
@@ -168,6 +177,20 @@ class TransitionBuilder:
                                   intervened=intervened, outcome=step.outcome))
             self.completed += 1
         return out
+
+    def _with_history(self, step: _Step, obs, next_obs, action) -> tuple:
+        """(s, s') as the policy saw them: each followed by the commands sent before it."""
+        if not self._history_shape[0]:
+            return obs, next_obs
+        history = self._histories.setdefault(step.episode,
+                                             np.zeros(self._history_shape, np.float32))
+        before = np.concatenate([obs, history.ravel()])
+        history[:-1] = history[1:]
+        history[-1] = action
+        after = np.concatenate([next_obs, history.ravel()])
+        if step.terminated or step.truncated:
+            del self._histories[step.episode]
+        return before, after
 
     def waiting_for(self, stamp_ns: int) -> str:
         """What the step ending at ``stamp_ns`` still lacks, in words (for timeouts)."""
