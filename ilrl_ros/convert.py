@@ -27,6 +27,13 @@ reward matched to the newest sensor stamp received before it: approximate, since
 reach the recorder before the readings it was computed from. The :class:`ConversionReport`
 says what was kept and dropped, and why.
 
+When the spec has ``observation.action_history`` k > 0, each row's observation is followed by
+the last k commands on the action topic before the row's own (oldest first, as the policy
+node's input is), from the start of the row's episode: a command belongs to the episode
+from whose start on its time lies (its header stamp, or for an unstamped command the newest
+sensor stamp received before it), and the places of commands from before the start are
+zeros. A row whose history holds a command that could not be read is dropped.
+
 Example::
 
     data, report = bag_to_dataset('bags/teleop_001', load_spec('track_follow'),
@@ -46,7 +53,7 @@ import numpy as np
 
 from ilrl_ros.bag import BagMessageError, format_log_time, open_bag
 from ilrl_ros.core.data import Demonstrations
-from ilrl_ros.core.observation import extract_observation, ObservationError
+from ilrl_ros.core.observation import ActionHistory, extract_observation, ObservationError
 from ilrl_ros.core.spec import ActionSpec, TaskSpec
 from ilrl_ros.messages import action_from_message, reading_from_message, stamp_to_ns
 
@@ -250,6 +257,7 @@ class _Row:
     readings: dict
     label: np.ndarray
     gaps: dict
+    command_position: int = -1
     vector: np.ndarray = None
     stamp_ns: int = 0
     reward: float = math.nan
@@ -425,16 +433,25 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
     intervals = _episode_intervals(events)
     _attach_rewards(rows, _reward_entries(terms, plain_rewards, streams, sources, report),
                     intervals)
+    history = _CommandHistory(spec, streams[action_topic], streams, sources) \
+        if spec.observation.action_history else None
     kept = []
     for row in rows:
+        start_ns = -math.inf
         if intervals:
-            episode = next((e for e, start, end in intervals if start <= row.stamp_ns < end),
-                           None)
+            episode, start_ns = next(((e, start) for e, start, end in intervals
+                                      if start <= row.stamp_ns < end), (None, None))
             if episode is None:
                 report.drop('outside any episode (during a reset)')
                 continue
         else:
             episode = 0
+        if history is not None:
+            try:
+                row.vector = history.augment(row, start_ns)
+            except ValueError as problem:
+                report.drop(str(problem))
+                continue
         kept.append((row, episode))
     if not kept:
         raise ConversionError(f'bag {bag_path}: no usable rows for task {spec.name!r}\n'
@@ -535,7 +552,8 @@ def _align(spec, streams, sources, action_topic, label_topic, align_ns, label_ns
                 report.drop(f'unusable label on /{label_topic}: {error}')
                 continue
             gaps['label'] = gap
-        rows.append(_Row(command_index=bag_index, readings=readings, label=values, gaps=gaps))
+        rows.append(_Row(command_index=bag_index, readings=readings, label=values, gaps=gaps,
+                         command_position=k))
     return rows
 
 
@@ -587,6 +605,43 @@ def _build_observations(spec, rows, sources, report) -> list:
         row.stamp_ns = max(r.stamp_ns for r in row.readings.values())
         built.append(row)
     return built
+
+
+class _CommandHistory:
+    """The commands before each row's, appended to its observation (``action_history``)."""
+
+    def __init__(self, spec, commands: _Stream, streams: dict, sources: dict):
+        self.spec = spec
+        self.commands = commands
+        # A command's time, to place it in an episode: its stamp, else the newest sensor
+        # stamp received before it (the observation it most likely answers).
+        received = sorted((i, s) for topic in sources
+                          for i, s in zip(streams[topic].index, streams[topic].stamp_ns) if s)
+        indices, newest = [i for i, _ in received], []
+        for _, stamp in received:
+            newest.append(max(stamp, newest[-1]) if newest else stamp)
+        self.times = []
+        for bag_index, stamp in zip(commands.index, commands.stamp_ns):
+            if stamp:
+                self.times.append(stamp)
+            else:
+                at = bisect_left(indices, bag_index) - 1
+                self.times.append(newest[at] if at >= 0 else -math.inf)
+
+    def augment(self, row: _Row, start_ns: float) -> np.ndarray:
+        """The row's observation followed by the commands before it since ``start_ns``."""
+        history = ActionHistory(self.spec)
+        position = row.command_position
+        first = position
+        while first > max(0, position - history.length) and self.times[first - 1] >= start_ns:
+            first -= 1
+        for j in range(first, position):
+            values, error = self.commands.payload[j]
+            if values is None:
+                raise ValueError(f'unusable command on {self.commands.topic} in the action '
+                                 f'history: {error}')
+            history.push(values)
+        return history.augment(row.vector)
 
 
 def _reward_entries(terms, plain_rewards, streams, sources, report) -> list:
