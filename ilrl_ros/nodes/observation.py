@@ -30,11 +30,12 @@ class ObservationPublisher(SafeNode):
         self.rejected = 0
         self.sources = SourceSubscriptions(self, self.spec, self.assembler.sources,
                                            self._on_reading, self._on_error)
+        # The fields built from the sensors; a policy's action history is not shown here.
         self._layout = [MultiArrayDimension(label=self.spec.name,
-                                            size=self.spec.observation.size,
-                                            stride=self.spec.observation.size)]
+                                            size=self.spec.observation.fields_size,
+                                            stride=self.spec.observation.fields_size)]
         self.get_logger().info(f'observation for task {self.spec.name!r}: '
-                               f'{self.spec.observation.size} values')
+                               f'{self.spec.observation.fields_size} values')
 
     def _on_error(self, source: str, text: str) -> None:
         self.rejected += 1
