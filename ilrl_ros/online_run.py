@@ -1,9 +1,9 @@
 """Online RL runs over the ROS 2 graph: asynchronous (the policy node acts, a learner
 trains beside it) and synchronous (act through ``RosEnv``, then update, in one process).
 
-``ilrl learn`` and ``bench/online_rl.py`` call these. The graph runs as an ``ilrl sim``
-process of its own (as ``ros2 launch`` would run it), so that learning and the control
-loop never share an interpreter: the world does not wait for the learner.
+``ilrl learn`` and ``bench/online_rl.py`` call these. The graph runs as ``ros2 launch``
+would run it, one process per node, so that learning and the control loop never share an
+interpreter (the world does not wait for the learner) and no node's work delays another's.
 """
 
 from dataclasses import dataclass, field, replace
@@ -15,26 +15,69 @@ import sys
 import time
 from typing import Callable, Optional
 
-from ilrl_ros.graph import config_from_launch, GraphConfig, sim_argv, truthy
+from ilrl_ros.graph import config_from_launch, GraphConfig, node_parameters, truthy
 
 
-def start_graph(config: GraphConfig, log_path: Path) -> subprocess.Popen:
-    """Run ``config``'s nodes as an ``ilrl sim`` process; its output goes to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, 'w')
-    return subprocess.Popen([sys.executable, '-m', 'ilrl_ros.cli', 'sim', *sim_argv(config)],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+def _parameter_text(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str) and (value == '' or value.strip() != value):
+        return f"'{value}'"
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(f"'{v}'" for v in value) + ']'
+    return str(value)
 
 
-def stop_graph(process: subprocess.Popen, timeout_s: float = 20.0) -> int:
-    """Stop an ``ilrl sim`` process as Ctrl-C would (zero commands, bag finished)."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
+def node_command(name: str, values: dict) -> list:
+    """The command line that runs node ``name`` with parameters ``values``, as ``ros2 run``."""
+    command = [sys.executable, '-m', 'ilrl_ros.nodes.start', name, '--ros-args']
+    for key, value in values.items():
+        command += ['-p', f'{key}:={_parameter_text(value)}']
+    return command
+
+
+class GraphProcesses:
+    """A graph's nodes, each in a process of its own; their output goes to one log file."""
+
+    def __init__(self, config: GraphConfig, log_path: Path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, 'w')
+        self.processes = {}
+        for name, values in node_parameters(config).items():
+            self.processes[name] = subprocess.Popen(
+                node_command(name, values), stdout=self._log, stderr=subprocess.STDOUT,
+                env=dict(os.environ))
+
+    def poll(self):
+        """None while every node runs, else the exit code of one that stopped."""
+        for process in self.processes.values():
+            if process.poll() is not None:
+                return process.returncode
+        return None
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Stop every node as Ctrl-C would: zero commands, the bag finished."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._log.close()
+
+
+def start_graph(config: GraphConfig, log_path: Path) -> GraphProcesses:
+    """Run ``config``'s nodes, one process each; their output goes to ``log_path``."""
+    return GraphProcesses(config, log_path)
+
+
+def stop_graph(graph: GraphProcesses) -> None:
+    graph.stop()
 
 
 @dataclass
@@ -92,7 +135,9 @@ def learner_parameters(values: dict) -> dict:
 def _counts_since(before: dict, after: dict) -> dict:
     """The mock robot's step counters between two of its status messages."""
     names = ('steps', 'commands_on_time', 'commands_missing')
-    return {name: after.get(name, 0) - before.get(name, 0) for name in names}
+    counts = {name: after.get(name, 0) - before.get(name, 0) for name in names}
+    counts['longest_command_gap'] = after.get('longest_command_gap', 0)
+    return counts
 
 
 class _RobotStatus:
@@ -153,8 +198,8 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
             if first_counts is None and learner.counts['swaps'] and robot.last:
                 first_counts = dict(robot.last)
             if process is not None and process.poll() is not None:
-                raise RuntimeError(f'the graph stopped (exit {process.returncode}); see '
-                                   f'{output / "graph.log"}')
+                raise RuntimeError(f'a node of the graph stopped (exit {process.poll()}); '
+                                   f'see {output / "graph.log"}')
             if time.monotonic() > deadline:
                 raise TimeoutError(f'{learner.online.transitions} of {steps} transitions '
                                    f'after {time.monotonic() - start:.0f} s')

@@ -37,7 +37,9 @@ In free_run the status (``~/status``, once a second and at each reset) counts ho
 commands keep up with the physics: ``steps`` (physics steps), ``commands_on_time`` (steps
 before which a new command arrived since the step before, i.e. within one control period of
 the observation it follows) and ``commands_missing`` (steps before which none did); their
-sum is ``steps`` counted since the node started. ``timing_counts()`` returns the same.
+sum is ``steps`` counted since the node started. ``longest_command_gap`` is the longest run
+of steps without a new command since the first command came (1: one control period was
+missed at most once in a row). ``timing_counts()`` returns the same.
 """
 
 from collections import deque
@@ -138,6 +140,10 @@ class MockRobot(SafeNode):
         self.steps = 0
         self.commands_on_time = 0
         self.commands_missing = 0
+        # The longest run of steps without a new command, once commands flow: how long the
+        # robot went on an old command (a swap, a busy actor).
+        self.longest_command_gap = 0
+        self._gap = None
         self._commands_since_step = 0
         self._command = None
         self._command_stamp_ns = 0
@@ -204,7 +210,8 @@ class MockRobot(SafeNode):
     def timing_counts(self) -> dict:
         """free_run: physics steps, and how many had a new command before them and how many not."""
         return {'steps': self.steps, 'commands_on_time': self.commands_on_time,
-                'commands_missing': self.commands_missing}
+                'commands_missing': self.commands_missing,
+                'longest_command_gap': self.longest_command_gap}
 
     def _publish_status(self) -> None:
         self.status.publish(episode=self.episode, mode=self.params.mode,
@@ -351,8 +358,12 @@ class MockRobot(SafeNode):
     def _on_physics_tick(self) -> None:
         if self._commands_since_step:
             self.commands_on_time += 1
+            self._gap = 0
         else:
             self.commands_missing += 1
+            if self._gap is not None:
+                self._gap += 1
+                self.longest_command_gap = max(self.longest_command_gap, self._gap)
         self._commands_since_step = 0
         now = self.env.stamp_ns
         while self._pending_commands and self._pending_commands[0][0] <= now:

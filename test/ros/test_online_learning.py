@@ -1,0 +1,100 @@
+"""Learning on the live loop: the learner swaps policies into the running policy node without a
+command gap, a person's takeover lands in the demonstrations, and a short run learns."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64MultiArray, String
+
+from ilrl_ros import qos
+from ilrl_ros.core.spec import load_spec
+from ilrl_ros.nodes.common import Spinner, stop_nodes
+from ilrl_ros.nodes.learner import Learner
+from ilrl_ros.online_run import learning_graph, start_graph, stop_graph
+
+SMALL_SAC = {'learning_starts': 100, 'batch_size': 64, 'hidden': [64, 64], 'lr': 0.001}
+
+
+class Operator(Node):
+    """A person at the teleop topic, and an eye on the mock robot's status."""
+
+    def __init__(self, context):
+        super().__init__('operator', context=context)
+        self.teleop = self.create_publisher(Float64MultiArray, 'teleop/command', qos.COMMAND)
+        self.robot = {}
+        self.create_subscription(String, 'mock_robot/status',
+                                 lambda m: self.robot.update(json.loads(m.data)), qos.LATCHED)
+
+
+@pytest.mark.slow
+def test_learner_swaps_without_a_command_gap_and_keeps_what_a_person_drove(tmp_path):
+    graph = start_graph(learning_graph('pendulum', 1, 'sim', 2.0, actor=True,
+                                       teleop_topic='teleop/command'), tmp_path / 'graph.log')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    learner = spinner = None
+    try:
+        values = {'task': 'pendulum', 'use_sim_time': True, 'output_dir': str(tmp_path),
+                  'swap_every': 50, 'max_transitions': 700, 'config': json.dumps(SMALL_SAC),
+                  'keep_checkpoints': 100}
+        learner = Learner(context=context,
+                          parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+        operator = Operator(context)
+        spinner = Spinner([learner, operator], context=context).start()
+        deadline = time.monotonic() + 90
+        while learner.online.transitions < 700:
+            assert graph.poll() is None, (tmp_path / 'graph.log').read_text()[-3000:]
+            assert time.monotonic() < deadline, f'{learner.online.transitions} transitions'
+            if 250 <= learner.online.transitions < 400:
+                # The person drives: a torque no SAC policy would hold this steadily.
+                operator.teleop.publish(Float64MultiArray(data=[1.25]))
+            time.sleep(0.02)
+        time.sleep(1.2)   # one more status of the robot
+        robot = dict(operator.robot)
+        swaps = learner.counts['swaps']
+        online = learner.online
+    finally:
+        if learner is not None:
+            stop_nodes([learner], spinner)
+        rclpy.try_shutdown(context=context)
+        stop_graph(graph)
+    assert swaps >= 5, learner.counts
+    assert learner.counts['swap_refused'] == 0
+    # Never two control periods in a row without a fresh command, swaps included.
+    assert robot['longest_command_gap'] <= 1, robot
+    # The steps the person drove are in the demonstrations, with the person's command.
+    assert online.intervened >= 50, online.intervened
+    demos = online.demos
+    expected = online.learner.to_buffer(np.array([[1.25]]))[0]
+    assert len(demos) == online.intervened
+    assert np.allclose(demos.actions[:len(demos)], expected, atol=1e-6)
+    assert (tmp_path / 'checkpoints' / 'final' / 'manifest.json').exists()
+
+
+def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context):
+    spec = load_spec('pendulum')
+    learner = Learner(context=ros_context, parameter_overrides=[
+        Parameter('task', value='pendulum'), Parameter('output_dir', value='/tmp/unused-learn'),
+        Parameter('config', value=json.dumps(SMALL_SAC))])
+    try:
+        msg = Float64MultiArray(data=[0.0] * 5)
+        learner._on_transition(msg)
+        assert learner.counts['refused'] == 1
+        assert learner.online.transitions == 0
+        assert spec.observation.size == 3
+    finally:
+        learner._stop.set()
+        learner.destroy_node()
+
+
+@pytest.mark.parametrize('config, match', [('[1, 2]', 'JSON object'), ('{', 'not JSON'),
+                                           ('{"no_such": 1}', 'no setting')])
+def test_a_bad_learner_config_is_refused_with_its_reason(ros_context, config, match):
+    with pytest.raises(ValueError, match=match):
+        Learner(context=ros_context, parameter_overrides=[
+            Parameter('task', value='pendulum'), Parameter('config', value=config)])
