@@ -6,8 +6,9 @@ critic learns Q(s, a) against the target r + gamma Q'(s', mu'(s')); the actor as
 Q(s, mu(s)); both targets follow by Polyak averaging. As in Stable-Baselines3 (and TD3's
 "our DDPG"), exploration is Gaussian rather than Ornstein-Uhlenbeck noise.
 
-TD3 is DDPG plus three changes, so DDPG runs TD3's loop (``td3.train_deterministic``) with
-one critic, no target smoothing and no delay; the policy is a ``DeterministicActor``.
+TD3 is DDPG plus three changes, so DDPG runs TD3's loop (``td3.train_deterministic``) and
+its gradient step (``DDPGLearner``, a ``TD3Learner``) with one critic, no target smoothing
+and no delay; the policy is a ``DeterministicActor``.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from ilrl_ros.core.algorithms.td3 import TD3Config, train_deterministic
+from ilrl_ros.core.algorithms.td3 import TD3Config, TD3Learner, train_deterministic
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.losses import td_target
 from ilrl_ros.core.rl.results import RLResult
@@ -84,6 +85,14 @@ def ddpg_target(rewards: torch.Tensor, terminated: torch.Tensor,
     What ``td3.td3_target`` computes with one critic and no smoothing noise.
     """
     return td_target(rewards, terminated, next_q, gamma)
+
+
+class DDPGLearner(TD3Learner):
+    """DDPG's gradient step apart from any environment loop: TD3's, run by ``as_td3()``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high,
+                 config: DDPGConfig = DDPGConfig()):
+        super().__init__(obs_dim, act_dim, low, high, config.as_td3())
 
 
 def train(env_fn, config: DDPGConfig = DDPGConfig(), log: TrainingLog = None,

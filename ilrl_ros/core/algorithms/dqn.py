@@ -20,7 +20,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ilrl_ros.core.networks import QPolicy
-from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.losses import td_target
 from ilrl_ros.core.rl.optim import adam, polyak_update
@@ -135,26 +135,38 @@ def dqn_loss(q_values: torch.Tensor, actions: torch.Tensor,
     return F.smooth_l1_loss(taken, targets)
 
 
+def box_action_table(space: gym.spaces.Box, bins: int) -> np.ndarray:
+    """[bins ** act_dim, act_dim]: each combination of ``bins`` values per Box dimension.
+
+    The values are evenly spaced between finite bounds (bins=5 on [-2, 2]: -2, -1, 0, 1, 2).
+    """
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f'DiscretizedActions needs a 1-D Box action space, got {space}')
+    if bins < 2:
+        raise ValueError(f'DiscretizedActions needs at least 2 bins per dimension, got '
+                         f'{bins}')
+    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        raise ValueError(f'DiscretizedActions needs finite action bounds, got low='
+                         f'{space.low.tolist()} high={space.high.tolist()}')
+    values = [np.linspace(lo, hi, bins) for lo, hi in zip(space.low, space.high)]
+    return np.array(list(itertools.product(*values)), dtype=np.float32)
+
+
+def discrete_action_table(space: gym.spaces.Discrete) -> np.ndarray:
+    """[n, 1]: a Discrete space's actions as the numbers the env takes."""
+    return (space.start + np.arange(space.n, dtype=np.float32))[:, None]
+
+
 class DiscretizedActions(gym.ActionWrapper):
     """A Box-action env seen through ``bins`` evenly spaced values per action dimension.
 
     Action i of the Discrete(bins ** act_dim) space is row i of ``action_table``, every
-    combination of per-dimension values (e.g. bins=5 on [-2, 2]: -2, -1, 0, 1, 2).
+    combination of per-dimension values (``box_action_table``).
     """
 
     def __init__(self, env: gym.Env, bins: int = 5):
         super().__init__(env)
-        space = env.action_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f'DiscretizedActions needs a 1-D Box action space, got {space}')
-        if bins < 2:
-            raise ValueError(f'DiscretizedActions needs at least 2 bins per dimension, got '
-                             f'{bins}')
-        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-            raise ValueError(f'DiscretizedActions needs finite action bounds, got low='
-                             f'{space.low.tolist()} high={space.high.tolist()}')
-        values = [np.linspace(lo, hi, bins) for lo, hi in zip(space.low, space.high)]
-        self.action_table = np.array(list(itertools.product(*values)), dtype=np.float32)
+        self.action_table = box_action_table(env.action_space, bins)
         self.action_space = gym.spaces.Discrete(len(self.action_table))
 
     def action(self, action) -> np.ndarray:
@@ -170,10 +182,134 @@ def action_table_for(env: gym.Env) -> np.ndarray:
         pass
     space = env.action_space
     if isinstance(space, gym.spaces.Discrete):
-        return (space.start + np.arange(space.n, dtype=np.float32))[:, None]
+        return discrete_action_table(space)
     raise ValueError(f'DQN needs a Discrete action space, got {space}; wrap a continuous '
                      f'task in DiscretizedActions(env, bins=5)')
 
+
+# ---------------------------------------------------------------- learner
+
+class DQNLearner:
+    """DQN's Q-network, target network, optimiser and gradient step, apart from any loop.
+
+    A ``Learner`` (``core/rl/learners.py`` has the contract): the buffer stores action
+    indices (``to_buffer`` finds the table row nearest to a robot's action); ``act``
+    answers one observation with its row of ``action_table``, what the robot is sent.
+    ``set_progress`` is the clock of epsilon's schedule and of the target network, which
+    follows the online one every ``target_update_interval`` environment steps, as in
+    Stable-Baselines3: ``update`` first applies the target updates due by then. The network
+    is initialised from torch's global generator: seed it first.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, action_table,
+                 config: DQNConfig = DQNConfig()):
+        self.config = config
+        self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        self.action_table = np.asarray(action_table, dtype=np.float32)
+        if self.action_table.ndim != 2 or len(self.action_table) != self.n_actions:
+            raise ValueError(f'action_table has shape {self.action_table.shape}; expected '
+                             f'({self.n_actions}, act_dim)')
+        self.q = QPolicy(obs_dim, n_actions, act_dim=self.action_table.shape[1],
+                         hidden=config.hidden, activation=config.activation,
+                         normalize_obs=config.normalize_obs, action_table=self.action_table)
+        self.target = copy.deepcopy(self.q)
+        self.target.requires_grad_(False)
+        self.optimizer = adam(self.q.parameters(), config.lr)
+        self.updates = 0  # gradient steps taken
+        self.env_steps = 0  # environment steps taken, as set_progress was last told
+        self._target_updates = 0
+
+    @property
+    def policy(self) -> QPolicy:
+        """The Q-network: what a checkpoint stores and the robot runs (greedily)."""
+        return self.q
+
+    @property
+    def epsilon(self) -> float:
+        """The probability of a uniformly random action after ``env_steps`` steps."""
+        return linear_epsilon(self.env_steps, self.config.total_steps, self.config)
+
+    def set_progress(self, env_steps: int) -> None:
+        """Tell the learner how many environment steps have been taken.
+
+        The clock of epsilon's schedule, of the warm-up and of the target network.
+        """
+        self.env_steps = int(env_steps)
+
+    def choose(self, obs: np.ndarray, explore: bool = False,
+               rng: np.random.Generator = None) -> np.ndarray:
+        """The action index for one observation, as the buffer stores it.
+
+        Exploring: uniform from ``rng`` during the ``learning_starts`` warm-up, then with
+        probability ``epsilon``; otherwise (and not exploring) the greedy action.
+        """
+        if explore and rng is None:
+            raise ValueError('an exploring action needs rng, a NumPy generator')
+        if explore and (self.env_steps < self.config.learning_starts
+                        or rng.random() < self.epsilon):
+            return np.asarray(rng.integers(self.n_actions), dtype=np.int64)
+        with torch.inference_mode():
+            values = self.q.q_values(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
+        return np.asarray(int(values.argmax()), dtype=np.int64)
+
+    def act(self, obs: np.ndarray, explore: bool = False,
+            rng: np.random.Generator = None) -> np.ndarray:
+        """The action for one observation: its ``action_table`` row, what the robot is sent."""
+        return self.to_env(self.choose(obs, explore, rng))
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Action indices to their ``action_table`` rows."""
+        return self.action_table[np.asarray(actions, dtype=np.int64)]
+
+    def to_buffer(self, actions: np.ndarray) -> np.ndarray:
+        """Actions in the task's units to the indices of the nearest ``action_table`` rows.
+
+        ``actions``: [n, act_dim], or [n] numbers of a Discrete env.
+        """
+        act_dim = self.action_table.shape[1]
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.ndim > 1 and actions.shape[-1] != act_dim:
+            raise ValueError(f'actions have shape {actions.shape}; expected [..., {act_dim}]')
+        actions = actions.reshape(-1, act_dim)
+        distances = ((actions[:, None, :] - self.action_table[None]) ** 2).sum(-1)
+        return distances.argmin(axis=1).astype(np.int64)
+
+    def make_buffer(self, capacity: int = None) -> ReplayBuffer:
+        """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""
+        return ReplayBuffer(self.obs_dim, (), capacity or self.config.buffer_size,
+                            act_dtype=np.int64)
+
+    def fit_obs_normalization(self, observations: np.ndarray) -> None:
+        """Freeze the observation normalisation (``normalize_obs``) at these statistics.
+
+        Mean and std (at least 1e-3) of ``observations``, the warm-up's, in both networks.
+        """
+        mean, std = observations.mean(0), np.maximum(observations.std(0), 1e-3)
+        for net in (self.q, self.target):
+            net.set_obs_normalization(mean, std)
+
+    def update(self, batch: TransitionBatch) -> dict:
+        """The target updates due by ``env_steps``, then one gradient step: ``loss``."""
+        config = self.config
+        due = self.env_steps // config.target_update_interval
+        # One Polyak step per interval passed, as many as the loop would have taken.
+        for _ in range(due - self._target_updates):
+            polyak_update(self.target, self.q, config.tau)
+        self._target_updates = max(due, self._target_updates)
+        with torch.no_grad():
+            next_q_online = self.q.q_values(batch.next_obs) if config.double_q else None
+            next_values = dqn_next_values(self.target.q_values(batch.next_obs), next_q_online)
+            targets = td_target(batch.rewards, batch.terminated, next_values, config.gamma)
+        loss = dqn_loss(self.q.q_values(batch.obs), batch.actions, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), config.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        self.updates += 1
+        return {'loss': float(loss.detach())}
+
+
+# ---------------------------------------------------------------- training
 
 def train(env_fn, config: DQNConfig = DQNConfig(), log: TrainingLog = None,
           progress=None) -> RLResult:
@@ -187,48 +323,33 @@ def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
     table = action_table_for(env)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    n_actions = len(table)
-    q = QPolicy(obs_dim, n_actions, act_dim=table.shape[1], hidden=config.hidden,
-                activation=config.activation, normalize_obs=config.normalize_obs,
-                action_table=table)
-    target = copy.deepcopy(q)
-    target.requires_grad_(False)
-    optimizer = adam(q.parameters(), config.lr)
-    buffer = ReplayBuffer(obs_dim, (), config.buffer_size, act_dtype=np.int64)
+    learner = DQNLearner(int(np.prod(env.observation_space.shape)), len(table), table, config)
+    buffer = learner.make_buffer()
     episodes = EpisodeReturns(log)
     tracker = Progress(config.total_steps, progress)
+    # Summed as a float32 tensor, as the losses were before they left the learner.
     loss_sum, updates, metrics = torch.zeros(()), 0, {}
 
     obs, _ = env.reset(seed=config.seed)
     for step in range(1, config.total_steps + 1):
-        epsilon = linear_epsilon(step - 1, config.total_steps, config)
-        if step <= config.learning_starts or rng.random() < epsilon:
-            action = int(rng.integers(n_actions))
-        else:
-            with torch.inference_mode():
-                values = q.q_values(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
-            action = int(values.argmax())
-        next_obs, reward, terminated, truncated, _ = env.step(action)
+        learner.set_progress(step - 1)
+        action = learner.choose(obs, True, rng)
+        next_obs, reward, terminated, truncated, _ = env.step(int(action))
         buffer.add(np.reshape(obs, (1, -1)), [action], [reward],
                    np.reshape(next_obs, (1, -1)), [float(terminated)])
         episodes.add(reward, terminated or truncated, step)
         obs = env.reset()[0] if terminated or truncated else next_obs
 
         if step == config.learning_starts and config.normalize_obs:
-            seen = buffer.obs[:len(buffer)]
-            for net in (q, target):
-                net.set_obs_normalization(seen.mean(0), np.maximum(seen.std(0), 1e-3))
+            learner.fit_obs_normalization(buffer.obs[:len(buffer)])
         if step > config.learning_starts and step % config.train_freq == 0:
             for _ in range(config.gradient_steps):
-                loss_sum += _update(q, target, optimizer, buffer.sample(config.batch_size, rng),
-                                    config)
+                loss_sum += learner.update(buffer.sample(config.batch_size, rng))['loss']
                 updates += 1
-        if step % config.target_update_interval == 0:
-            polyak_update(target, q, config.tau)
 
         if step % config.log_every == 0 or step == config.total_steps:
-            metrics = {'train/epsilon': epsilon, 'rollout/ep_return_mean': episodes.recent_mean(),
+            metrics = {'train/epsilon': learner.epsilon,
+                       'rollout/ep_return_mean': episodes.recent_mean(),
                        'train/steps_per_second': step / max(tracker.seconds, 1e-9)}
             if updates:
                 metrics['train/loss'] = float(loss_sum) / updates
@@ -238,19 +359,6 @@ def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    q.eval()
-    return RLResult(policy=q, log=log, config=config_dict(config),
+    learner.policy.eval()
+    return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)
-
-
-def _update(q: QPolicy, target: QPolicy, optimizer, batch, config: DQNConfig) -> torch.Tensor:
-    with torch.no_grad():
-        next_q_online = q.q_values(batch.next_obs) if config.double_q else None
-        next_values = dqn_next_values(target.q_values(batch.next_obs), next_q_online)
-        targets = td_target(batch.rewards, batch.terminated, next_values, config.gamma)
-    loss = dqn_loss(q.q_values(batch.obs), batch.actions, targets)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    nn.utils.clip_grad_norm_(q.parameters(), config.max_grad_norm, foreach=True)
-    optimizer.step()
-    return loss.detach()

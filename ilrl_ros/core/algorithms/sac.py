@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.networks import SquashedGaussianActor
-from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.critics import CriticEnsemble
 from ilrl_ros.core.rl.losses import critic_loss, td_target
@@ -119,6 +119,123 @@ def sac_alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor,
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
 
 
+# ---------------------------------------------------------------- learner
+
+class SACLearner:
+    """SAC's networks, optimiser and gradient step, apart from any environment loop.
+
+    A ``Learner`` (``core/rl/learners.py`` has the contract): ``update`` takes one gradient
+    step on a ``TransitionBatch`` whose actions are normalised to [-1, 1] (``to_buffer``
+    converts the robot's actions); ``act`` answers one observation in the task's units.
+    The networks are initialised from torch's global generator: seed it first.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high, config: SACConfig = SACConfig()):
+        self.config = config
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.low = np.asarray(low, dtype=np.float32).reshape(-1)
+        self.high = np.asarray(high, dtype=np.float32).reshape(-1)
+        self.actor = SquashedGaussianActor(obs_dim, act_dim, low, high, config.hidden,
+                                           config.activation)
+        self.critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
+                                      config.activation)
+        self.target_critics = copy.deepcopy(self.critics)
+        self.target_critics.requires_grad_(False)
+        self.learn_alpha = config.ent_coef is None
+        self.log_alpha = torch.tensor([math.log(config.init_ent_coef if self.learn_alpha
+                                                else config.ent_coef)],
+                                      requires_grad=self.learn_alpha)
+        # One Adam over the actor, the critics and log alpha, stepped once per gradient step
+        # (see the module docstring): Adam treats each parameter on its own.
+        params = [*self.actor.parameters(), *self.critics.parameters(),
+                  *([self.log_alpha] if self.learn_alpha else [])]
+        self.optimizer = adam(params, config.lr)
+        self.target_entropy = -float(act_dim) if config.target_entropy is None \
+            else float(config.target_entropy)
+        self.updates = 0  # gradient steps taken
+        self.env_steps = 0  # environment steps taken, as set_progress was last told
+
+    @property
+    def policy(self) -> SquashedGaussianActor:
+        """The actor: what a checkpoint stores and the robot runs."""
+        return self.actor
+
+    def set_progress(self, env_steps: int) -> None:
+        """Tell the learner how many environment steps have been taken (the warm-up's clock)."""
+        self.env_steps = int(env_steps)
+
+    def choose(self, obs: np.ndarray, explore: bool = False,
+               rng: np.random.Generator = None) -> np.ndarray:
+        """The action for one observation in [-1, 1], as the buffer stores it.
+
+        Exploring: uniform from ``rng`` during the ``learning_starts`` warm-up, then a sample
+        of the squashed Gaussian (drawn from torch's generator). Otherwise tanh of the mean.
+        """
+        if explore and rng is None:
+            raise ValueError('an exploring action needs rng, a NumPy generator')
+        if explore and self.env_steps < self.config.learning_starts:
+            return rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        with torch.inference_mode():
+            obs = torch.as_tensor(obs, dtype=torch.float32).view(1, -1)
+            action = self.actor.explore(obs) if explore else self.actor.normalized(obs)
+        return action.numpy()[0]
+
+    def act(self, obs: np.ndarray, explore: bool = False,
+            rng: np.random.Generator = None) -> np.ndarray:
+        """The action for one observation in the task's units (``choose``, scaled)."""
+        return self.to_env(self.choose(obs, explore, rng))
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Normalised actions ([-1, 1]) to the task's bounds."""
+        return self.low + 0.5 * (np.asarray(actions, dtype=np.float32) + 1.0) * \
+            (self.high - self.low)
+
+    def to_buffer(self, actions: np.ndarray) -> np.ndarray:
+        """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape[-1:] != (self.act_dim,):
+            raise ValueError(f'actions have shape {actions.shape}; expected [..., '
+                             f'{self.act_dim}]')
+        normalized = 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
+        return np.clip(normalized, -1.0, 1.0).astype(np.float32)
+
+    def make_buffer(self, capacity: int = None) -> ReplayBuffer:
+        """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""
+        return ReplayBuffer(self.obs_dim, (self.act_dim,), capacity or self.config.buffer_size)
+
+    def update(self, batch: TransitionBatch) -> dict:
+        """One gradient step of the critics, the actor and alpha; their metrics as floats."""
+        config, actor, critics = self.config, self.actor, self.critics
+        actions_pi, log_prob = actor.sample(batch.obs)
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_actions, next_log_prob = actor.sample(batch.next_obs)
+            next_q = self.target_critics(batch.next_obs, next_actions)
+            targets = sac_target(batch.rewards, batch.terminated, next_q, next_log_prob,
+                                 alpha, config.gamma)
+        q = critics(batch.obs, batch.actions)
+        q_loss = 0.5 * critic_loss(q, targets)
+        # Frozen: the actor's loss moves only the actor; the critic loss only the critics
+        # (its inputs carry no gradient), so one backward serves all three.
+        pi_loss = sac_actor_loss(critics(batch.obs, actions_pi, frozen=True), log_prob, alpha)
+        loss = q_loss + pi_loss
+        metrics = {}
+        if self.learn_alpha:
+            alpha_loss = sac_alpha_loss(self.log_alpha, log_prob, self.target_entropy)
+            loss = loss + alpha_loss
+            metrics['alpha_loss'] = float(alpha_loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        metrics.update(critic_loss=float(q_loss.detach()), q=float(q.detach().mean()),
+                       actor_loss=float(pi_loss.detach()), alpha=float(alpha[0]),
+                       entropy=float(-log_prob.detach().mean()))
+        self.updates += 1
+        if self.updates % config.target_update_interval == 0:
+            polyak_update(self.target_critics, critics, config.tau)
+        return metrics
+
+
 # ---------------------------------------------------------------- training
 
 def train(env_fn, config: SACConfig = SACConfig(), log: TrainingLog = None,
@@ -132,41 +249,21 @@ def train(env_fn, config: SACConfig = SACConfig(), log: TrainingLog = None,
 def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
-    obs_dim, act_dim, low, high = box_dims(env)
-    actor = SquashedGaussianActor(obs_dim, act_dim, low, high, config.hidden,
-                                  config.activation)
-    critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
-                             config.activation)
-    target_critics = copy.deepcopy(critics)
-    target_critics.requires_grad_(False)
-    learn_alpha = config.ent_coef is None
-    log_alpha = torch.tensor([math.log(config.init_ent_coef if learn_alpha
-                                       else config.ent_coef)], requires_grad=learn_alpha)
-    # One Adam over the actor, the critics and log alpha, stepped once per gradient step
-    # (see the module docstring): Adam treats each parameter on its own.
-    params = [*actor.parameters(), *critics.parameters(), *([log_alpha] if learn_alpha
-                                                             else [])]
-    optimizer = adam(params, config.lr)
-    target_entropy = -float(act_dim) if config.target_entropy is None \
-        else float(config.target_entropy)
-    buffer = ReplayBuffer(obs_dim, (act_dim,), config.buffer_size)
+    learner = SACLearner(*box_dims(env), config)
+    buffer = learner.make_buffer()
     episodes = EpisodeReturns(log)
     tracker = Progress(config.total_steps, progress)
     names = ('critic_loss', 'actor_loss', 'alpha', 'alpha_loss', 'entropy', 'q')
+    # Summed as float32 tensors, as the metrics were before they left the learner.
     sums = {name: torch.zeros(()) for name in names}
-    total_updates = updates = 0
+    updates = 0
     metrics = {}
 
     obs, _ = env.reset(seed=config.seed)
     for step in range(1, config.total_steps + 1):
-        if step <= config.learning_starts:
-            action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
-        else:
-            with torch.inference_mode():
-                action = actor.explore(torch.as_tensor(obs, dtype=torch.float32)
-                                       .view(1, -1)).numpy()[0]
-        next_obs, reward, terminated, truncated, _ = env.step(low + 0.5 * (action + 1.0) *
-                                                              (high - low))
+        learner.set_progress(step - 1)
+        action = learner.choose(obs, True, rng)
+        next_obs, reward, terminated, truncated, _ = env.step(learner.to_env(action))
         buffer.add(np.reshape(obs, (1, -1)), action[None], [reward],
                    np.reshape(next_obs, (1, -1)), [float(terminated)])
         episodes.add(reward, terminated or truncated, step)
@@ -174,45 +271,16 @@ def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> RLResult:
 
         if step > config.learning_starts and step % config.train_freq == 0:
             for _ in range(config.gradient_steps):
-                batch = buffer.sample(config.batch_size, rng)
-                actions_pi, log_prob = actor.sample(batch.obs)
-                alpha = log_alpha.detach().exp()
-                with torch.no_grad():
-                    next_actions, next_log_prob = actor.sample(batch.next_obs)
-                    next_q = target_critics(batch.next_obs, next_actions)
-                    targets = sac_target(batch.rewards, batch.terminated, next_q,
-                                         next_log_prob, alpha, config.gamma)
-                q = critics(batch.obs, batch.actions)
-                q_loss = 0.5 * critic_loss(q, targets)
-                # Frozen: the actor's loss moves only the actor; the critic loss only the
-                # critics (its inputs carry no gradient), so one backward serves all three.
-                pi_loss = sac_actor_loss(critics(batch.obs, actions_pi, frozen=True), log_prob,
-                                         alpha)
-                loss = q_loss + pi_loss
-                if learn_alpha:
-                    alpha_loss = sac_alpha_loss(log_alpha, log_prob, target_entropy)
-                    loss = loss + alpha_loss
-                    sums['alpha_loss'] += alpha_loss.detach()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums['critic_loss'] += q_loss.detach()
-                sums['q'] += q.detach().mean()
-                sums['actor_loss'] += pi_loss.detach()
-                sums['alpha'] += alpha[0]
-                sums['entropy'] -= log_prob.detach().mean()
-
-                total_updates += 1
+                for name, value in learner.update(buffer.sample(config.batch_size, rng)).items():
+                    sums[name] += value
                 updates += 1
-                if total_updates % config.target_update_interval == 0:
-                    polyak_update(target_critics, critics, config.tau)
 
         if step % config.log_every == 0 or step == config.total_steps:
             metrics = {'rollout/ep_return_mean': episodes.recent_mean(),
                        'train/steps_per_second': step / max(tracker.seconds, 1e-9)}
             if updates:
                 for name in names:
-                    if name != 'alpha_loss' or learn_alpha:
+                    if name != 'alpha_loss' or learner.learn_alpha:
                         metrics[f'train/{name}'] = float(sums[name]) / updates
             for name, value in metrics.items():
                 log.scalar(name, value, step)
@@ -221,6 +289,6 @@ def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    actor.eval()
-    return RLResult(policy=actor, log=log, config=config_dict(config),
+    learner.policy.eval()
+    return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.networks import DeterministicActor
-from ilrl_ros.core.rl.buffers import ReplayBuffer
+from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.critics import CriticEnsemble
 from ilrl_ros.core.rl.losses import critic_loss, td_target
@@ -126,6 +126,117 @@ def deterministic_actor_loss(q_first_critic: torch.Tensor) -> torch.Tensor:
     return -q_first_critic.mean()
 
 
+# ---------------------------------------------------------------- learner
+
+class TD3Learner:
+    """TD3's networks, optimisers and gradient step, apart from any environment loop.
+
+    A ``Learner`` (``core/rl/learners.py`` has the contract): ``update`` takes one critic
+    step on a ``TransitionBatch`` whose actions are normalised to [-1, 1] (``to_buffer``
+    converts the robot's actions), and every ``policy_delay``-th one an actor step and the
+    targets' Polyak step; ``act`` answers one observation in the task's units. The networks
+    are initialised from torch's global generator: seed it first.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, low, high, config: TD3Config = TD3Config()):
+        self.config = config
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.low = np.asarray(low, dtype=np.float32).reshape(-1)
+        self.high = np.asarray(high, dtype=np.float32).reshape(-1)
+        self.actor = DeterministicActor(obs_dim, act_dim, low, high, config.hidden,
+                                        config.activation)
+        self.critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
+                                      config.activation)
+        self.target_actor = copy.deepcopy(self.actor)
+        self.target_critics = copy.deepcopy(self.critics)
+        self.target_actor.requires_grad_(False)
+        self.target_critics.requires_grad_(False)
+        self.actor_optimizer = adam(self.actor.parameters(), config.lr)
+        self.critic_optimizer = adam(self.critics.parameters(), config.lr)
+        self.updates = 0  # critic steps taken
+        self.env_steps = 0  # environment steps taken, as set_progress was last told
+
+    @property
+    def policy(self) -> DeterministicActor:
+        """The actor: what a checkpoint stores and the robot runs."""
+        return self.actor
+
+    def set_progress(self, env_steps: int) -> None:
+        """Tell the learner how many environment steps have been taken (the warm-up's clock)."""
+        self.env_steps = int(env_steps)
+
+    def choose(self, obs: np.ndarray, explore: bool = False,
+               rng: np.random.Generator = None) -> np.ndarray:
+        """The action for one observation in [-1, 1], as the buffer stores it.
+
+        Exploring: uniform from ``rng`` during the ``learning_starts`` warm-up, then mu(s)
+        plus Gaussian noise of std ``action_noise`` from ``rng``, clipped. Otherwise mu(s).
+        """
+        if explore and rng is None:
+            raise ValueError('an exploring action needs rng, a NumPy generator')
+        config = self.config
+        if explore and self.env_steps < config.learning_starts:
+            return rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+        with torch.inference_mode():
+            mean = self.actor.normalized(torch.as_tensor(obs, dtype=torch.float32)
+                                         .view(1, -1)).numpy()[0]
+        if not explore:
+            return mean
+        noise = rng.normal(0.0, config.action_noise, self.act_dim) if config.action_noise \
+            else 0
+        return np.clip(mean + noise, -1.0, 1.0).astype(np.float32)
+
+    def act(self, obs: np.ndarray, explore: bool = False,
+            rng: np.random.Generator = None) -> np.ndarray:
+        """The action for one observation in the task's units (``choose``, scaled)."""
+        return self.to_env(self.choose(obs, explore, rng))
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Normalised actions ([-1, 1]) to the task's bounds."""
+        return self.low + 0.5 * (np.asarray(actions, dtype=np.float32) + 1.0) * \
+            (self.high - self.low)
+
+    def to_buffer(self, actions: np.ndarray) -> np.ndarray:
+        """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape[-1:] != (self.act_dim,):
+            raise ValueError(f'actions have shape {actions.shape}; expected [..., '
+                             f'{self.act_dim}]')
+        normalized = 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
+        return np.clip(normalized, -1.0, 1.0).astype(np.float32)
+
+    def make_buffer(self, capacity: int = None) -> ReplayBuffer:
+        """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""
+        return ReplayBuffer(self.obs_dim, (self.act_dim,), capacity or self.config.buffer_size)
+
+    def update(self, batch: TransitionBatch) -> dict:
+        """One critic step, and the delayed actor and target steps when due; metrics as floats.
+
+        ``actor_loss`` is in the metrics only on the steps that moved the actor.
+        """
+        config, actor, critics = self.config, self.actor, self.critics
+        targets = td3_target(batch, self.target_actor, self.target_critics, config.gamma,
+                             config.target_policy_noise, config.target_noise_clip)
+        q = critics(batch.obs, batch.actions)
+        loss = critic_loss(q, targets)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        self.updates += 1
+        metrics = {'critic_loss': float(loss.detach()), 'q_mean': float(q[0].detach().mean())}
+        if self.updates % config.policy_delay == 0:
+            q_pi = critics(batch.obs, actor.normalized(batch.obs), frozen=True,
+                           first_only=True)[0]
+            loss = deterministic_actor_loss(q_pi)
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.actor_optimizer.step()
+            metrics['actor_loss'] = float(loss.detach())
+            polyak_update(self.target_critics, critics, config.tau)
+            polyak_update(self.target_actor, actor, config.tau)
+        return metrics
+
+
 # ---------------------------------------------------------------- training
 
 def train(env_fn, config: TD3Config = TD3Config(), log: TrainingLog = None,
@@ -148,34 +259,21 @@ def train_deterministic(env_fn, config: TD3Config, log: TrainingLog = None,
 def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> RLResult:
     rng = seed_everything(config.seed)
     env = env_fn()
-    obs_dim, act_dim, low, high = box_dims(env)
-    actor = DeterministicActor(obs_dim, act_dim, low, high, config.hidden, config.activation)
-    critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
-                             config.activation)
-    target_actor, target_critics = copy.deepcopy(actor), copy.deepcopy(critics)
-    target_actor.requires_grad_(False)
-    target_critics.requires_grad_(False)
-    actor_opt, critic_opt = adam(actor.parameters(), config.lr), adam(critics.parameters(),
-                                                                      config.lr)
-    buffer = ReplayBuffer(obs_dim, (act_dim,), config.buffer_size)
+    learner = TD3Learner(*box_dims(env), config)
+    buffer = learner.make_buffer()
     episodes = EpisodeReturns(log)
     tracker = Progress(config.total_steps, progress)
+    # Summed as float32 tensors, as the metrics were before they left the learner.
     sums = {'critic_loss': torch.zeros(()), 'actor_loss': torch.zeros(()),
-            'q': torch.zeros(())}
-    total_updates = critic_updates = actor_updates = 0
+            'q_mean': torch.zeros(())}
+    critic_updates = actor_updates = 0
     metrics = {}
 
     obs, _ = env.reset(seed=config.seed)
     for step in range(1, config.total_steps + 1):
-        if step <= config.learning_starts:
-            action = rng.uniform(-1.0, 1.0, act_dim).astype(np.float32)
-        else:
-            with torch.inference_mode():
-                mean = actor.normalized(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
-            noise = rng.normal(0.0, config.action_noise, act_dim) if config.action_noise else 0
-            action = np.clip(mean.numpy()[0] + noise, -1.0, 1.0).astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(low + 0.5 * (action + 1.0) *
-                                                              (high - low))
+        learner.set_progress(step - 1)
+        action = learner.choose(obs, True, rng)
+        next_obs, reward, terminated, truncated, _ = env.step(learner.to_env(action))
         buffer.add(np.reshape(obs, (1, -1)), action[None], [reward],
                    np.reshape(next_obs, (1, -1)), [float(terminated)])
         episodes.add(reward, terminated or truncated, step)
@@ -183,36 +281,18 @@ def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> RLResult:
 
         if step > config.learning_starts and step % config.train_freq == 0:
             for _ in range(config.gradient_steps):
-                batch = buffer.sample(config.batch_size, rng)
-                targets = td3_target(batch, target_actor, target_critics, config.gamma,
-                                     config.target_policy_noise, config.target_noise_clip)
-                q = critics(batch.obs, batch.actions)
-                loss = critic_loss(q, targets)
-                critic_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                critic_opt.step()
-                total_updates += 1
+                update = learner.update(buffer.sample(config.batch_size, rng))
+                for name, value in update.items():
+                    sums[name] += value
                 critic_updates += 1
-                sums['critic_loss'] += loss.detach()
-                sums['q'] += q[0].detach().mean()
-                if total_updates % config.policy_delay == 0:
-                    q_pi = critics(batch.obs, actor.normalized(batch.obs), frozen=True,
-                                   first_only=True)[0]
-                    loss = deterministic_actor_loss(q_pi)
-                    actor_opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    actor_opt.step()
-                    actor_updates += 1
-                    sums['actor_loss'] += loss.detach()
-                    polyak_update(target_critics, critics, config.tau)
-                    polyak_update(target_actor, actor, config.tau)
+                actor_updates += 'actor_loss' in update
 
         if step % config.log_every == 0 or step == config.total_steps:
             metrics = {'rollout/ep_return_mean': episodes.recent_mean(),
                        'train/steps_per_second': step / max(tracker.seconds, 1e-9)}
             if critic_updates:
                 metrics['train/critic_loss'] = float(sums['critic_loss']) / critic_updates
-                metrics['train/q_mean'] = float(sums['q']) / critic_updates
+                metrics['train/q_mean'] = float(sums['q_mean']) / critic_updates
             if actor_updates:
                 metrics['train/actor_loss'] = float(sums['actor_loss']) / actor_updates
             for name, value in metrics.items():
@@ -222,7 +302,6 @@ def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    actor.eval()
-    return RLResult(policy=actor, log=log, config=config_dict(config),
+    learner.policy.eval()
+    return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)
-

@@ -2,18 +2,23 @@
 
 ``ReplayBuffer`` is a ring of transitions in NumPy arrays that adds the transitions of all
 environments of a vector step in one slice (as Stable-Baselines3's ``ReplayBuffer.add``)
-and samples typed ``TransitionBatch`` minibatches. ``RolloutCollector`` steps vectorised
+and samples typed ``TransitionBatch`` minibatches; ``buffer_from_dataset`` fills one from a
+demonstration dataset and ``sample_mixed`` draws minibatches half from demonstrations, half
+from online experience (RLPD). ``RolloutCollector`` steps vectorised
 environments with one forward pass per vector step and returns a ``Rollout``: what GAE
 needs, including the value of the true final observation of episodes cut by a time limit.
 """
 
 from dataclasses import dataclass
 import math
-from typing import Optional
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Union
+import zipfile
 
 import numpy as np
 import torch
 
+from ilrl_ros.core.data import DATASET_FORMAT, DatasetError
 from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.networks.actor_critic import OBS_EPS
 from ilrl_ros.core.rl.vec_env import final_observations
@@ -51,6 +56,22 @@ class ReplayBuffer:
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
         self.size = 0
         self._next = 0
+
+    @classmethod
+    def from_arrays(cls, obs, actions, rewards, next_obs, terminated,
+                    capacity: int = None) -> 'ReplayBuffer':
+        """A buffer holding these transitions, in row order.
+
+        ``capacity`` None: their number. Integer actions are kept as int64 indices, others
+        as float32.
+        """
+        obs, actions = np.atleast_2d(np.asarray(obs)), np.asarray(actions)
+        if len(obs) == 0:
+            raise ValueError('ReplayBuffer.from_arrays needs at least one transition')
+        act_dtype = np.int64 if np.issubdtype(actions.dtype, np.integer) else np.float32
+        buffer = cls(obs.shape[1], actions.shape[1:], capacity or len(obs), act_dtype)
+        buffer.add(obs, actions, rewards, next_obs, terminated)
+        return buffer
 
     def __len__(self) -> int:
         return self.size
@@ -93,6 +114,170 @@ class ReplayBuffer:
             rewards=torch.from_numpy(self.rewards[index]),
             next_obs=torch.from_numpy(self.next_obs[index]),
             terminated=torch.from_numpy(self.terminated[index]))
+
+
+def sample_mixed(online: ReplayBuffer, demos: ReplayBuffer, batch_size: int,
+                 demo_fraction: float, rng: np.random.Generator) -> TransitionBatch:
+    """A minibatch, ``demo_fraction`` of it from demonstrations and the rest online.
+
+    ``round(demo_fraction * batch_size)`` rows come from ``demos``, the others (first) from
+    ``online``.
+    Symmetric sampling of RLPD (Ball, Smith, Kostrikov & Levine, "Efficient Online
+    Reinforcement Learning with Offline Data", ICML 2023): demo_fraction 0.5. While one of
+    the buffers is empty, the whole minibatch comes from the other.
+    """
+    if not 0.0 <= demo_fraction <= 1.0:
+        raise ValueError(f'demo_fraction must lie in [0, 1], got {demo_fraction!r}')
+    if len(online) == 0 and len(demos) == 0:
+        raise ValueError('cannot sample: the online and the demonstration buffers are both '
+                         'empty')
+    if len(demos) == 0:
+        return online.sample(batch_size, rng)
+    if len(online) == 0:
+        return demos.sample(batch_size, rng)
+    for name in ('obs', 'actions'):
+        ours, theirs = getattr(online, name), getattr(demos, name)
+        if ours.shape[1:] != theirs.shape[1:] or ours.dtype != theirs.dtype:
+            raise ValueError(f'the demonstration buffer holds {name} of shape '
+                             f'{theirs.shape[1:]} ({theirs.dtype}), the online buffer '
+                             f'{ours.shape[1:]} ({ours.dtype}); convert the demonstrations '
+                             f'with the learner (buffer_from_dataset(..., '
+                             f'convert_actions=learner.to_buffer))')
+    n_demo = int(round(demo_fraction * batch_size))
+    if n_demo == 0:
+        return online.sample(batch_size, rng)
+    if n_demo == batch_size:
+        return demos.sample(batch_size, rng)
+    first, second = online.sample(batch_size - n_demo, rng), demos.sample(n_demo, rng)
+    return TransitionBatch(**{name: torch.cat([getattr(first, name), getattr(second, name)])
+                              for name in ('obs', 'actions', 'rewards', 'next_obs',
+                                           'terminated')})
+
+
+def buffer_from_dataset(source: Union[str, Path, Mapping], convert_actions: Callable = None,
+                        obs_dim: int = None, terminal_episodes=(),
+                        capacity: int = None) -> ReplayBuffer:
+    """A replay buffer of a demonstration dataset's transitions.
+
+    ``source``: an .npz written by ``ilrl convert``, or a mapping of its arrays. Reads
+    ``observations`` [N, obs_dim], ``actions`` [N, act_dim], ``reward`` [N] (the reward of
+    the step from row i to row i+1) and ``episode`` [N] (each episode's rows contiguous, in
+    time order). A row's next observation is the next row of its episode. The last row of
+    an episode has none: it is kept as a terminated transition if its episode ended in a
+    terminal state (its id in ``terminal_episodes``, or a true ``terminated`` entry in the
+    dataset, allowed on last rows only) and dropped otherwise, as a cut episode cannot be
+    bootstrapped without its final observation.
+
+    ``convert_actions`` maps the dataset's actions (the task's units) to what the learner's
+    buffer stores, e.g. ``learner.to_buffer``. Missing arrays, missing (NaN) rewards,
+    non-finite values and shapes that disagree are refused with a ``DatasetError`` naming
+    the dataset and the array.
+    """
+    name, arrays = _dataset_arrays(source)
+    obs = _numeric(name, arrays, 'observations', ndim=2)
+    actions = _numeric(name, arrays, 'actions', ndim=(1, 2))
+    rewards = _numeric(name, arrays, 'reward', ndim=1)
+    episode = _numeric(name, arrays, 'episode', ndim=1, integer=True)
+    n = len(obs)
+    if n == 0 or obs.shape[1] == 0:
+        raise DatasetError(f'{name}: observations has shape {obs.shape}; expected at least '
+                           f'one row of at least one value')
+    for key, values in (('actions', actions), ('reward', rewards), ('episode', episode)):
+        if len(values) != n:
+            raise DatasetError(f'{name}: {key} has {len(values)} rows, observations has {n}')
+    if obs_dim is not None and obs.shape[1] != obs_dim:
+        raise DatasetError(f'{name}: observations have {obs.shape[1]} values per row, the '
+                           f'learner takes {obs_dim}')
+    missing = np.flatnonzero(np.isnan(rewards))
+    if len(missing):
+        raise DatasetError(f'{name}: reward is missing (NaN) in {len(missing)} of {n} rows, '
+                           f'the first at row {missing[0]}; record the reward topic with the '
+                           f'demonstrations to learn from them off-policy')
+    for key, values in (('observations', obs), ('actions', actions), ('reward', rewards)):
+        if not np.all(np.isfinite(values)):
+            raise DatasetError(f'{name}: {key} holds non-finite values (inf or NaN)')
+
+    starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])
+    ids = episode[starts]
+    if len(np.unique(ids)) != len(ids):
+        raise DatasetError(f'{name}: the rows of an episode must be contiguous; episode '
+                           f'ids come back after others: {ids[:10].tolist()}')
+    last = np.zeros(n, dtype=bool)
+    last[np.r_[starts[1:] - 1, n - 1]] = True
+    terminated = np.isin(episode, np.asarray(list(terminal_episodes), dtype=np.int64)) & last
+    if 'terminated' in arrays:
+        flags = _numeric(name, arrays, 'terminated', ndim=1)
+        if len(flags) != n:
+            raise DatasetError(f'{name}: terminated has {len(flags)} rows, observations '
+                               f'has {n}')
+        if not np.all(np.isfinite(flags)):
+            raise DatasetError(f'{name}: terminated holds non-finite values (inf or NaN)')
+        flags = flags != 0
+        if np.any(flags & ~last):
+            row = int(np.flatnonzero(flags & ~last)[0])
+            raise DatasetError(f'{name}: terminated is set on row {row}, which is not the '
+                               f'last of its episode {int(episode[row])}')
+        terminated |= flags
+    keep = ~last | terminated
+    if not keep.any():
+        raise DatasetError(f'{name}: no transitions: every episode is one row long and '
+                           f'none ended in a terminal state')
+    # A terminated row's next observation is never bootstrapped from; its own stands in.
+    next_obs = np.where(last[:, None], obs, np.roll(obs, -1, axis=0))
+    actions = actions.reshape(n, -1)
+    if convert_actions is not None:
+        try:
+            actions = np.asarray(convert_actions(actions))
+        except ValueError as error:
+            raise DatasetError(f'{name}: actions: {error}') from None
+    return ReplayBuffer.from_arrays(obs[keep], actions[keep], rewards[keep], next_obs[keep],
+                                    terminated[keep].astype(np.float32), capacity)
+
+
+def _dataset_arrays(source) -> tuple:
+    """(a name for errors, the arrays) of a dataset path or a mapping of arrays."""
+    if isinstance(source, Mapping):
+        return 'dataset (arrays in memory)', dict(source)
+    path = Path(source)
+    name = f'dataset {path}'
+    if not path.is_file():
+        raise DatasetError(f'{name}: no such file (expected an .npz written by `ilrl '
+                           f'convert`)')
+    try:
+        with np.load(path, allow_pickle=False) as content:
+            arrays = {k: content[k] for k in content.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DatasetError(f'{name}: not a readable .npz file: {error}') from None
+    if 'format' in arrays and arrays['format'].tolist() != DATASET_FORMAT:
+        raise DatasetError(f'{name}: format {arrays["format"].tolist()!r}, this version '
+                           f'reads format {DATASET_FORMAT}')
+    return name, arrays
+
+
+def _numeric(name: str, arrays: dict, key: str, ndim, integer: bool = False) -> np.ndarray:
+    """``arrays[key]`` as float32 (int64 with ``integer``), its rank checked."""
+    if key not in arrays:
+        raise DatasetError(f'{name}: no {key!r} array (it has {sorted(arrays)})')
+    try:
+        values = np.asarray(arrays[key])
+        if values.dtype.kind not in 'biuf':
+            raise TypeError(values.dtype)
+        if integer and values.dtype.kind in 'fu':
+            # Whole numbers that int64 holds, not values that would wrap around.
+            if not (np.all(np.isfinite(values)) and np.all(values == np.round(values))
+                    and np.all(np.abs(values) < 2.0 ** 62)):
+                raise TypeError(values.dtype)
+        # Beyond float32's range a value becomes inf, which the finiteness checks refuse.
+        with np.errstate(over='ignore'):
+            values = values.astype(np.int64 if integer else np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetError(f'{name}: {key} must hold {"integers" if integer else "numbers"}'
+                           f', got {np.asarray(arrays[key]).dtype}') from None
+    ndims = ndim if isinstance(ndim, tuple) else (ndim,)
+    if values.ndim not in ndims:
+        raise DatasetError(f'{name}: {key} has shape {values.shape}; expected '
+                           f'{" or ".join(f"{d}-D" for d in ndims)}, one row per step')
+    return values
 
 
 # ---------------------------------------------------------------- on-policy: rollouts
