@@ -379,7 +379,11 @@ class EpisodeManager(SafeNode):
         # Act on the newest readings at once: a lock-step robot waits for a command that
         # answers them before it publishes again.
         if self.assembler.complete_set():
-            self._drive(self.assembler.readings(), self.assembler.newest_stamp_ns())
+            try:
+                self._drive(self.assembler.readings(), self.assembler.newest_stamp_ns())
+            except Exception as error:  # noqa: BLE001 - the barrier, for the controller alone
+                # The reset has begun whoever asked for it; its failure is the reset's.
+                self.on_fault(f'reset controller {name!r}', error)
 
     def _drive(self, readings: dict, stamp: int) -> None:
         """One step of the reset controller, on a new set of readings."""

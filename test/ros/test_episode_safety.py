@@ -217,3 +217,29 @@ def test_a_reset_controller_out_of_time_reports_reset_failed_and_waits_for_an_op
         answer = operator.call(operator.confirm)
         assert answer.success, answer.message
         wait_for(lambda: operator.named('start'), 5, 'the episode the operator confirmed')
+
+
+def test_a_reset_controller_that_raises_is_stopped_at_zero_and_reported():
+    # Without a reset at start-up the first episode may begin (and be aborted) first.
+    with pendulum_loop('pendulum', {'real_time_factor': 1.0, 'seed': 5},
+                       {'reset_controller': 'pendulum_rest', 'reset_on_start': False}
+                       ) as (robot, manager, operator):
+        def broken(readings):
+            raise RuntimeError('the arm controller is not answering')
+
+        manager.controller.act = broken
+        answer = operator.call(operator.create_client(Trigger, 'episode_manager/restart'))
+        assert answer.success, answer.message
+        wait_for(lambda: operator.named('reset_failed'), 10, 'the broken reset to be reported')
+        (failed,) = operator.named('reset_failed')
+        assert 'RuntimeError: the arm controller is not answering' in failed['reason']
+        wait_for(lambda: robot.received and robot.received[-1] == [0.0], 5, 'a zero command')
+        assert manager.fault_count >= 1 and manager.state == 'resetting'
+        # ~/restart tries the controller again; now it works.
+        del manager.controller.act
+        before = len(operator.events)
+        answer = operator.call(operator.create_client(Trigger, 'episode_manager/restart'))
+        assert answer.success, answer.message
+        wait_for(lambda: 'start' in [e['event'] for e in operator.events[before:]], 15,
+                 'an episode after the retried reset')
+    assert [e['event'] for e in operator.events[before:]] == ['reset', 'start']
