@@ -30,7 +30,7 @@ def _console_scripts() -> set:
 
 def test_there_are_launch_files_for_sim_and_robot():
     assert {p.name for p in LAUNCH_FILES} >= {'sim.launch.py', 'robot.launch.py',
-                                              'dagger.launch.py'}
+                                              'dagger.launch.py', 'learn.launch.py'}
 
 
 def _literal(path, name: str):
@@ -54,7 +54,7 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
     names = {name for name, _, _ in launch_arguments()}
     assert names == {'task', 'checkpoint', 'robot_mode', 'clock', 'real_time_factor',
                      'policy_mode', 'expert_drive', 'record', 'record_autostart', 'bag_dir',
-                     'seed', 'max_episodes'}
+                     'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic'}
     for path in LAUNCH_FILES:
         assert 'launch_arguments(' in path.read_text(), path.name
     parser = argparse.ArgumentParser()
@@ -74,7 +74,10 @@ configs = st.builds(
     bag_dir=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1,
                     max_size=20),
     seed=st.integers(0, 2**31 - 1), max_episodes=st.integers(0, 1000),
-    record_topics=st.lists(st.sampled_from(['teleop/cmd_vel', 'a/b']), max_size=2).map(tuple))
+    record_topics=st.lists(st.sampled_from(['teleop/cmd_vel', 'a/b']), max_size=2).map(tuple),
+    expert=st.booleans(), observation_node=st.booleans(), transitions=st.booleans(),
+    exploration=st.sampled_from(['none', 'sample', 'noise']),
+    teleop_topic=st.sampled_from(['', 'teleop/command']))
 
 
 @given(configs)
@@ -85,9 +88,29 @@ def test_ilrl_sim_argv_round_trips_every_graph_config(config):
     assert config_from_flags(args) == config
 
 
-def test_a_graph_ilrl_sim_cannot_run_is_refused():
-    with pytest.raises(ValueError, match='no flag for expert'):
-        sim_argv(GraphConfig(expert=False))
+def test_learn_launch_runs_the_actor_graph_and_a_learner_with_its_arguments():
+    """Without launch_ros: learn.launch.py's defaults give the online graph and the learner."""
+    from ilrl_ros.nodes.learner import PARAMETERS
+    from ilrl_ros.online_run import learner_parameters, learning_graph_from_launch
+    path = REPO / 'launch' / 'learn.launch.py'
+    entries = launch_arguments(_literal(path, 'GRAPH_ARGUMENTS'), exploration='sample') + \
+        _literal(path, 'LEARNER_ARGUMENTS')
+    values = {name: default for name, default, _ in entries}
+    assert all(text.strip() for _, _, text in entries), 'every argument is described'
+    config = learning_graph_from_launch(values)
+    nodes = node_parameters(config)
+    assert set(nodes) == {'mock_robot', 'policy', 'reward_monitor', 'episode_manager',
+                          'transition_publisher'}
+    assert set(nodes) | {'learner'} <= _console_scripts()
+    assert nodes['mock_robot']['mode'] == 'free_run' and nodes['policy']['mode'] == 'event'
+    assert nodes['policy']['exploration'] == 'sample'
+    learner = learner_parameters({**values, 'algorithm': 'td3', 'swap_every': '250'})
+    assert set(learner) <= {p.name for p in PARAMETERS} | {'task', 'use_sim_time'}
+    assert (learner['algorithm'], learner['swap_every'], learner['use_sim_time']) == \
+        ('td3', 250, True)
+    real = learning_graph_from_launch({**values, 'robot': 'false', 'record': 'true'})
+    assert 'mock_robot' not in node_parameters(real)
+    assert 'transitions' in node_parameters(real)['demo_recorder']['topics']
 
 
 def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
