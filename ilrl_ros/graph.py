@@ -194,13 +194,13 @@ def node_parameters(config: GraphConfig) -> dict:
     if config.expert:
         out['expert'] = {**common, 'drive': config.expert_drive}
     if config.transitions:
-        out['transition_publisher'] = {**common, 'teleop_topic': config.teleop_topic}
+        out['transition_publisher'] = dict(common)
     if config.record:
         topics = recorded_topics(config.task)
         if config.transitions:
             topics += ['episode/step', 'transitions']
         if config.teleop_topic:
-            topics.append(config.teleop_topic)
+            topics += [config.teleop_topic, 'policy/intervention']
         # Extra topics, e.g. a teleoperator's labels for DAgger.
         topics += [t for t in config.record_topics if t not in topics]
         out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': topics,

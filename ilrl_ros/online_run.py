@@ -159,7 +159,8 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
               updates_per_transition: float = 1.0, config: dict = None,
               demonstrations: str = '', record: bool = False, teleop_topic: str = '',
               graph: bool = True, progress: Callable = None,
-              timeout_s: float = None, keep_checkpoints: int = 5) -> OnlineRun:
+              timeout_s: float = None, keep_checkpoints: int = 5,
+              replay: str = '') -> OnlineRun:
     """The policy node acts on a free-running robot; a learner trains and swaps beside it.
 
     With ``graph`` False the graph is already running (started by ``ros2 launch``).
@@ -184,6 +185,7 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
                   'swap_every': swap_every, 'updates_per_transition': updates_per_transition,
                   'max_transitions': steps, 'seed': seed, 'demonstrations': demonstrations,
                   'config': json.dumps(config or {}), 'keep_checkpoints': keep_checkpoints,
+                  'replay': replay,
                   'use_sim_time': clock == 'sim'}
         learner = Learner(context=context,
                           parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
@@ -229,7 +231,7 @@ def run_sync(task: str, algorithm: str, steps: int, output: Path, *, seed: int =
              clock: str = 'sim', real_time_factor: float = 1.0, lock_step: bool = False,
              config: dict = None, demonstrations: str = '', snapshot_every: int = 0,
              on_snapshot: Callable = None, graph: bool = True,
-             progress: Callable = None) -> OnlineRun:
+             progress: Callable = None, replay: str = '') -> OnlineRun:
     """Act through ``RosEnv``, then update, in this process (the synchronous learner).
 
     With ``lock_step`` the mock robot waits for each action (deterministic); otherwise it runs
@@ -243,6 +245,7 @@ def run_sync(task: str, algorithm: str, steps: int, output: Path, *, seed: int =
     from ilrl_ros.core.spec import load_spec
     from ilrl_ros.core.training import make_config, PRESET_FOR_TASK
     from ilrl_ros.ros_env import RosEnv
+    from ilrl_ros.transitions import read_transitions
     output = Path(output)
     spec = load_spec(task)
     graph_config = learning_graph(task, seed, clock, real_time_factor, actor=False)
@@ -255,9 +258,12 @@ def run_sync(task: str, algorithm: str, steps: int, output: Path, *, seed: int =
         robot = _RobotStatus(env.node)
         settings = make_config(algorithm, PRESET_FOR_TASK.get(spec.name), seed=seed,
                                overrides=config or {})
+        replayed = read_transitions(replay, spec.observation.size, spec.action.size)[0] \
+            if replay else ()
         online = OnlineLearner(algorithm, spec.observation.size,
-                               gym.spaces.Box(spec.action.low, spec.action.high), settings,
-                               demos=demonstrations or None)
+                               gym.spaces.Box(spec.action.low.astype('float32'),
+                                              spec.action.high.astype('float32')), settings,
+                               demos=demonstrations or None, replay=replayed)
         counts = train_synchronous(env, online, steps, seed=seed,
                                    snapshot_every=snapshot_every, on_snapshot=on_snapshot,
                                    progress=progress)

@@ -111,12 +111,13 @@ class LoopListener:
     Observations are assembled from the spec's sources exactly as the policy node assembles
     them (same spec, same ``ObservationAssembler``). With ``listen_commands`` the command
     topic is read too (the transition publisher); ``RosEnv`` tells the builder its own
-    commands instead. Episode starts (``episode/event``) are kept in ``starts``. All state
+    commands instead. ``intervention_topic`` is where the actor names the observations a
+    person answered (the policy node's ``~/intervention``). Episode starts (``episode/event``) are kept in ``starts``. All state
     is guarded by ``lock``; ``changed`` is notified whenever something arrives.
     """
 
-    def __init__(self, node, spec, *, listen_commands: bool, teleop_topic: str = '',
-                 teleop_timeout_s: float = 0.5, callback_group=None, horizon: int = 2000):
+    def __init__(self, node, spec, *, listen_commands: bool, intervention_topic: str = '',
+                 callback_group=None, horizon: int = 2000):
         from ilrl_ros.nodes.common import SourceSubscriptions
         self.node, self.spec = node, spec
         self.builder = TransitionBuilder(spec.action.size, horizon=horizon,
@@ -128,8 +129,6 @@ class LoopListener:
         self.ended = {}           # episode -> outcome
         self.errors = 0
         self.last_error = ''
-        self._teleop_ns = None
-        self._teleop_timeout_ns = int(teleop_timeout_s * 1e9)
         self.sources = SourceSubscriptions(node, spec, self.assembler.sources,
                                            self._on_reading, self._on_error, callback_group,
                                            qos.SENSOR_EVERY)
@@ -143,10 +142,9 @@ class LoopListener:
             node.create_subscription(action_message_class(spec.action), spec.action.topic,
                                      self._on_command, qos.COMMAND,
                                      callback_group=callback_group)
-        if teleop_topic:
-            node.create_subscription(action_message_class(spec.action), teleop_topic,
-                                     self._on_teleop, qos.COMMAND,
-                                     callback_group=callback_group)
+        if intervention_topic:
+            node.create_subscription(String, intervention_topic, self._on_intervention,
+                                     qos.STEPS, callback_group=callback_group)
 
     def _on_error(self, source: str, text: str) -> None:
         with self.lock:
@@ -174,18 +172,14 @@ class LoopListener:
         action = self.spec.action.clip(action_from_message(self.spec.action, msg))
         answers = stamp_to_ns(msg.header.stamp) if self.spec.action.stamped else None
         with self.lock:
-            self.builder.command(action, answers, intervened=self._teleop_active())
+            self.builder.command(action, answers)
             self._notify()
 
-    def _teleop_active(self) -> bool:
-        if self._teleop_ns is None:
-            return False
-        return self.node.get_clock().now().nanoseconds - self._teleop_ns \
-            <= self._teleop_timeout_ns
-
-    def _on_teleop(self, msg) -> None:
+    def _on_intervention(self, msg: String) -> None:
+        # The actor names the observation a person's command answered.
+        stamp = int(_json_object(msg, 'intervention')['stamp_ns'])
         with self.lock:
-            self._teleop_ns = self.node.get_clock().now().nanoseconds
+            self.builder.mark_intervened(stamp)
 
     def _on_reward(self, msg: String) -> None:
         terms = _json_object(msg, 'reward/terms')
@@ -213,3 +207,25 @@ class LoopListener:
             elif event.get('event') == 'end':
                 self.ended[int(event['episode'])] = str(event.get('outcome'))
             self._notify()
+
+
+def read_transitions(bag, obs_size: int, action_size: int, topic: str = '/' + TOPIC):
+    """The transitions a recorder kept in ``bag``, in log-time order, and what was refused.
+
+    Returns (transitions, problems): each problem a sentence naming the message (a
+    transition of another task, a damaged message) or the part of the bag lost.
+    """
+    from ilrl_ros.bag import BagError, BagMessageError, open_bag
+    out, problems = [], []
+    with open_bag(bag) as reader:
+        if topic not in reader.topics:
+            raise BagError(f'{bag}: no {topic} topic (recorded: '
+                           f'{", ".join(sorted(reader.topics)) or "none"}); record it with '
+                           '`ilrl learn --record` or the recorder topic list')
+        for index, message in enumerate(reader.messages([topic])):
+            try:
+                out.append(from_message(reader.deserialize(message), obs_size, action_size))
+            except (TransitionError, BagMessageError, ValueError) as error:
+                problems.append(f'{topic} message {index}: {error}')
+        problems += [str(loss) for loss in reader.losses]
+    return out, problems

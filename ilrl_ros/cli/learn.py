@@ -21,8 +21,8 @@ OUTPUT, the graph's log in OUTPUT/graph.log and, with --record, a bag of every t
 OUTPUT/bags. Then evaluates the final policy in the in-process simulator.
 
 examples:
-  ilrl learn sac --task pendulum -o runs/learn_sac --steps 20000 --real-time-factor 5
-  ilrl learn sac --task pendulum -o runs/sync_sac --steps 20000 --sync
+  ilrl learn sac --task pendulum -o runs/learn_sac --steps 10000 --real-time-factor 2
+  ilrl learn sac --task pendulum -o runs/sync_sac --steps 10000 --sync --real-time-factor 2
   ilrl learn sac --task pendulum -o runs/rlpd --data data/demos.npz --teleop-topic teleop/cmd
 """
 
@@ -36,7 +36,7 @@ def cmd_learn(args) -> int:
     progress = console_progress(f'learn {args.algorithm}')
     common = dict(seed=args.seed, clock=args.clock, real_time_factor=args.real_time_factor,
                   config=overrides, demonstrations=args.data or '', graph=not args.graph,
-                  progress=progress)
+                  progress=progress, replay=args.replay or '')
     if args.sync:
         run = run_sync(args.task, args.algorithm, args.steps, Path(args.output),
                        lock_step=args.lock_step, **common)
@@ -111,6 +111,10 @@ def add_to(sub) -> None:
         a.add_argument('--data', default=None,
                        help='dataset .npz from `ilrl convert` (with rewards) to seed the '
                        'demonstration buffer')
+        a.add_argument('--replay', default=None,
+                       help="a bag an earlier run recorded (--record): its transitions fill "
+                       'the replay buffer first, so learning goes on where it stopped (or '
+                       'trains offline on it before the robot moves)')
         a.add_argument('--teleop-topic', default='',
                        help="a person's command topic: while they command, they drive, and "
                        'those steps are kept as demonstrations')
@@ -119,5 +123,8 @@ def add_to(sub) -> None:
         a.add_argument('--eval-episodes', type=int, default=10,
                        help='simulator episodes to evaluate the final policy on (default: '
                        '%(default)s)')
+        # The loop's own pacing settings do not apply: online, updates follow the data
+        # (--updates-per-transition) and the learner logs every two seconds.
         a.set_defaults(func=cmd_learn, config_flags=add_config_flags(
-            a, _config_class(name), skip=('total_steps', 'seed')))
+            a, _config_class(name), skip=('total_steps', 'seed', 'train_freq',
+                                          'gradient_steps', 'log_every')))

@@ -19,6 +19,7 @@ import threading
 import time
 
 import gymnasium as gym
+import numpy as np
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from std_msgs.msg import Float64MultiArray
@@ -33,7 +34,7 @@ from ilrl_ros.core.train_log import TrainingLog
 from ilrl_ros.core.training import make_config, PRESET_FOR_TASK
 from ilrl_ros.nodes.common import declare_task, run, SafeNode, StatusPublisher
 from ilrl_ros.nodes.params import declare_params, Param
-from ilrl_ros.transitions import from_message, TOPIC, TransitionError
+from ilrl_ros.transitions import from_message, read_transitions, TOPIC, TransitionError
 
 EXPLORATION = {'sac': 'sample', 'td3': 'noise', 'ddpg': 'noise', 'dqn': 'noise'}
 
@@ -55,8 +56,11 @@ PARAMETERS = (
           'there are any.', low=0.0, high=1.0),
     Param('exploration', '', "Exploration the policy node is set to: none, sample or noise; "
           "empty: the algorithm's own (SAC samples, the others add noise)."),
+    Param('replay', '', 'A bag an earlier run recorded (with its transitions topic): its '
+          'transitions fill the replay buffer before learning goes on. Empty: none.'),
     Param('config', '{}', 'The algorithm\'s settings as a JSON object (e.g. {"lr": 0.001}), '
-          'over its preset for the task.'),
+          'over its preset for the task (train_freq, gradient_steps and log_every do not '
+          'apply online: updates follow updates_per_transition).'),
     Param('keep_checkpoints', 5, 'Checkpoints kept on disk besides the final one.', low=1,
           high=10**6),
 )
@@ -76,6 +80,7 @@ class LearnerParams:
     demonstrations: str
     demo_fraction: float
     exploration: str
+    replay: str
     config: str
     keep_checkpoints: int
 
@@ -103,12 +108,21 @@ class Learner(SafeNode):
             raise ValueError(f'parameter config must be a JSON object, got {overrides!r}')
         self.config = make_config(self.params.algorithm, PRESET_FOR_TASK.get(self.spec.name),
                                   seed=self.params.seed, overrides=overrides)
-        space = gym.spaces.Box(self.spec.action.low, self.spec.action.high)
+        space = gym.spaces.Box(self.spec.action.low.astype(np.float32),
+                               self.spec.action.high.astype(np.float32))
+        replay = []
+        if self.params.replay:
+            replay, problems = read_transitions(self.params.replay, self.spec.observation.size,
+                                                self.spec.action.size)
+            for problem in problems:
+                self.get_logger().warn(f'replay {self.params.replay}: {problem}')
+            self.get_logger().info(f'replaying {len(replay)} transitions from '
+                                   f'{self.params.replay}')
         self.online = OnlineLearner(
             self.params.algorithm, self.spec.observation.size, space, self.config,
             OnlineSettings(self.params.updates_per_transition, self.params.demo_fraction,
                            self.params.swap_every),
-            demos=self.params.demonstrations or None)
+            demos=self.params.demonstrations or None, replay=replay)
         self.output = Path(self.params.output_dir)
         self.output.mkdir(parents=True, exist_ok=True)
         self.log = TrainingLog(self.output)

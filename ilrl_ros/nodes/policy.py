@@ -12,8 +12,9 @@ As the actor of online learning it explores as ``exploration`` says (set at runt
 ``none``, ``sample`` from the policy's distribution, or ``noise``; see
 core/networks/exploration.py), always within the clamps. With ``teleop_topic`` set, a person
 commanding on that topic takes over: while their commands keep coming (``teleop_timeout_s``)
-they are what the robot is sent, clamped like the policy's, and the learner records those
-steps as demonstrations.
+they are what the robot is sent, clamped like the policy's, and ``policy/intervention``
+names each observation a person answered, so the learner keeps those steps as
+demonstrations.
 """
 
 from dataclasses import dataclass
@@ -169,6 +170,8 @@ class Policy(SafeNode):
             self.control.create_subscription(action_message_class(self.spec.action),
                                              values['teleop_topic'], self._on_teleop,
                                              qos.COMMAND)
+        self.intervention_pub = self.control.create_publisher(
+            String, f'{self.get_name()}/intervention', qos.STEPS)
         self.control.create_timer(1.0 / self.params.rate_hz, self._on_tick)
         self.status = StatusPublisher(self)
         self.create_timer(self.params.status_period_s, self._publish_status)
@@ -389,6 +392,9 @@ class Policy(SafeNode):
         teleop = self._teleop_command()
         if teleop is not None:
             self._counts['teleop_commands'] += 1
+            # Said before the command goes: a learner marks the step a person drove.
+            self.intervention_pub.publish(String(data=json.dumps(
+                {'stamp_ns': observation.stamp_ns})))
             self._send(self.spec.action.limit_change(self._previous_command, teleop),
                        observation.stamp_ns)
             return

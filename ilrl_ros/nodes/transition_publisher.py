@@ -19,10 +19,9 @@ from ilrl_ros.nodes.params import declare_params, Param
 from ilrl_ros.transitions import LoopListener, TOPIC, to_message
 
 PARAMETERS = (
-    Param('teleop_topic', '', "A person's command topic: steps commanded while it is active "
-          'are marked as driven by a person (demonstrations). Empty: none.'),
-    Param('teleop_timeout_s', 0.5, 'A teleop command older than this no longer counts as '
-          'driving.', low=0.01, high=60.0),
+    Param('intervention_topic', 'policy/intervention', 'Where the actor names the '
+          'observations a person answered (its teleop takeover): those steps are marked '
+          'intervened (demonstrations). Empty: none.'),
     Param('status_period_s', 1.0, 'Period of ~/status.', low=0.01, high=3600.0),
 )
 
@@ -31,8 +30,7 @@ PARAMETERS = (
 class TransitionPublisherParams:
     """The transition publisher's parameters (PARAMETERS, by name)."""
 
-    teleop_topic: str
-    teleop_timeout_s: float
+    intervention_topic: str
     status_period_s: float
 
 
@@ -44,8 +42,7 @@ class TransitionPublisher(SafeNode):
         self.spec = declare_task(self)
         self.params = TransitionPublisherParams(**declare_params(self, PARAMETERS))
         self.listener = LoopListener(self, self.spec, listen_commands=True,
-                                     teleop_topic=self.params.teleop_topic,
-                                     teleop_timeout_s=self.params.teleop_timeout_s)
+                                     intervention_topic=self.params.intervention_topic)
         self.publisher = self.create_publisher(Float64MultiArray, TOPIC, qos.STEPS)
         self.published = self.intervened = 0
         self.status = StatusPublisher(self)

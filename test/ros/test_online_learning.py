@@ -4,6 +4,7 @@ command gap, a person's takeover lands in the demonstrations, and a short run le
 import json
 import time
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import rclpy
@@ -15,7 +16,9 @@ from ilrl_ros import qos
 from ilrl_ros.core.spec import load_spec
 from ilrl_ros.nodes.common import Spinner, stop_nodes
 from ilrl_ros.nodes.learner import Learner
+from ilrl_ros.core.rl.online import OnlineLearner
 from ilrl_ros.online_run import learning_graph, start_graph, stop_graph
+from ilrl_ros.transitions import read_transitions
 
 SMALL_SAC = {'learning_starts': 100, 'batch_size': 64, 'hidden': [64, 64], 'lr': 0.001}
 
@@ -34,7 +37,9 @@ class Operator(Node):
 @pytest.mark.slow
 def test_learner_swaps_without_a_command_gap_and_keeps_what_a_person_drove(tmp_path):
     graph = start_graph(learning_graph('pendulum', 1, 'sim', 2.0, actor=True,
-                                       teleop_topic='teleop/command'), tmp_path / 'graph.log')
+                                       teleop_topic='teleop/command', record=True,
+                                       bag_dir=str(tmp_path / 'bags')),
+                        tmp_path / 'graph.log')
     context = rclpy.Context()
     rclpy.init(context=context)
     learner = spinner = None
@@ -74,6 +79,26 @@ def test_learner_swaps_without_a_command_gap_and_keeps_what_a_person_drove(tmp_p
     assert len(demos) == online.intervened
     assert np.allclose(demos.actions[:len(demos)], expected, atol=1e-6)
     assert (tmp_path / 'checkpoints' / 'final' / 'manifest.json').exists()
+
+    # Every transition is in the bag too (the recorder started before the learner, so the
+    # learner's 700 are a run of the bag's, in the same order).
+    (bag,) = (tmp_path / 'bags').iterdir()
+    recorded, problems = read_transitions(bag, 3, 1)
+    assert not problems
+    stamps = [t.stamp_ns for t in recorded]
+    assert len(set(stamps)) == len(stamps)
+    buffer = online.buffer
+    start = next(i for i, t in enumerate(recorded) if np.array_equal(t.obs, buffer.obs[0]))
+    kept = recorded[start:start + 700]
+    assert len(kept) == online.transitions == 700
+    assert np.array_equal(buffer.obs[:700], np.stack([t.obs for t in kept]))
+    assert np.array_equal(buffer.next_obs[:700], np.stack([t.next_obs for t in kept]))
+    assert np.array_equal(buffer.rewards[:700], np.array([t.reward for t in kept], np.float32))
+    assert sum(t.intervened for t in kept) == online.intervened
+    # ... and a later run can start from them.
+    again = OnlineLearner('sac', 3, gym.spaces.Box(-2.0, 2.0, (1,)), online.config,
+                          replay=recorded)
+    assert len(again.buffer) == len(recorded) and again.ready()
 
 
 def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context):

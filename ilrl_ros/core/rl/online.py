@@ -15,7 +15,7 @@ learning curve.
 
 from dataclasses import dataclass, field
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -70,7 +70,8 @@ class OnlineLearner:
     """Replay, demonstrations and gradient steps of an off-policy algorithm; see the module."""
 
     def __init__(self, algorithm: str, obs_dim: int, action_space: gym.spaces.Space, config,
-                 settings: OnlineSettings = OnlineSettings(), demos: Optional[str] = None):
+                 settings: OnlineSettings = OnlineSettings(), demos: Optional[str] = None,
+                 replay: Sequence[Transition] = ()):
         if algorithm not in OFF_POLICY:
             raise ValueError(f'online learning needs an off-policy algorithm '
                              f'({", ".join(OFF_POLICY)}), not {algorithm!r}')
@@ -81,6 +82,12 @@ class OnlineLearner:
         self.demos = buffer_from_dataset(demos, convert_actions=self.learner.to_buffer,
                                          obs_dim=obs_dim, capacity=config.buffer_size) \
             if demos else self.learner.make_buffer()
+        # An earlier run's transitions (read back from its bag): replayed, not demonstrated.
+        self.replayed = 0
+        for t in replay:
+            self.buffer.add(t.obs[None], self.learner.to_buffer(np.asarray(t.action)[None]),
+                            [t.reward], t.next_obs[None], [float(t.terminated)])
+            self.replayed += 1
         self.rng = np.random.default_rng(config.seed)
         self.transitions = 0
         self.intervened = 0
@@ -113,8 +120,9 @@ class OnlineLearner:
                                                     self.config.batch_size):
             return False
         ratio = self.settings.updates_per_transition
+        data = self.transitions + self.replayed
         return ratio == 0 or self.learner.updates < ratio * max(
-            self.transitions - self.learning_starts, 0) + 1e-9
+            data - self.learning_starts, 0) + 1e-9
 
     def update(self) -> dict:
         """One gradient step on a minibatch mixed from replay and demonstrations."""

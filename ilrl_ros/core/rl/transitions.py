@@ -65,8 +65,10 @@ class TransitionBuilder:
     """Pairs observations, commands, rewards and step verdicts into transitions.
 
     - ``observation(stamp_ns, vector)``: an assembled observation (the policy's input);
-    - ``command(action, answers_ns, intervened)``: a command and the stamp of the
-      observation it answers (the newest observation seen, for unstamped commands);
+    - ``command(action, answers_ns)``: a command and the stamp of the observation it
+      answers (the newest observation seen, for unstamped commands);
+    - ``mark_intervened(answers_ns)``: the command answering that observation was a
+      person's (the actor says so on its intervention topic);
     - ``reward(stamp_ns, reward, episode_start_ns)``: the reward monitor's r for the step
       that ended at ``stamp_ns``, in the episode that started at ``episode_start_ns``;
     - ``step(...)``: the episode manager's verdict on the step ending at ``stamp_ns``.
@@ -85,11 +87,12 @@ class TransitionBuilder:
         self._history_shape = (int(action_history), int(action_size))
         self._histories = {}
         self._observations = OrderedDict()   # stamp -> vector
-        self._answers = OrderedDict()        # observation stamp -> (action, intervened)
+        self._answers = OrderedDict()        # observation stamp -> action
+        self._intervened = OrderedDict()     # observation stamps a person answered
         self._rewards = {}                   # (stamp, episode start) -> reward
         self._pending = OrderedDict()        # stamp -> _Step
         # Before any command: what a robot does with none (nothing, zero).
-        self._in_force = (np.zeros(action_size, dtype=np.float32), False)
+        self._in_force = np.zeros(action_size, dtype=np.float32)
         self.lost = 0
         self.completed = 0
 
@@ -112,14 +115,17 @@ class TransitionBuilder:
         while len(self._observations) > self.horizon:
             self._observations.popitem(last=False)
 
-    def command(self, action: np.ndarray, answers_ns: int = None,
-                intervened: bool = False) -> None:
+    def command(self, action: np.ndarray, answers_ns: int = None) -> None:
         stamp = self.newest_stamp_ns() if answers_ns is None else int(answers_ns)
-        answer = (np.asarray(action, dtype=np.float32).copy(), bool(intervened))
-        self._answers[stamp] = answer
+        self._answers[stamp] = np.asarray(action, dtype=np.float32).copy()
         self._answers.move_to_end(stamp)
         while len(self._answers) > self.horizon:
             self._answers.popitem(last=False)
+
+    def mark_intervened(self, answers_ns: int) -> None:
+        self._intervened[int(answers_ns)] = True
+        while len(self._intervened) > self.horizon:
+            self._intervened.popitem(last=False)
 
     def reward(self, stamp_ns: int, reward: float, episode_start_ns: int) -> None:
         # A step first scored before the reward monitor learnt of the episode's start is
@@ -142,8 +148,8 @@ class TransitionBuilder:
         to an observation before it (the robot keeps a command until a new one comes)."""
         for stamp in reversed(self._answers):
             if stamp <= stamp_ns:
-                return self._answers[stamp]
-        return self._in_force
+                return self._answers[stamp], stamp in self._intervened
+        return self._in_force, False
 
     def poll(self) -> list:
         """Transitions completed since the last call, in time order within each episode.
