@@ -123,3 +123,37 @@ def test_a_bad_learner_config_is_refused_with_its_reason(ros_context, config, ma
     with pytest.raises(ValueError, match=match):
         Learner(context=ros_context, parameter_overrides=[
             Parameter('task', value='pendulum'), Parameter('config', value=config)])
+
+
+@pytest.mark.slow
+def test_a_short_asynchronous_run_beats_a_random_policy(tmp_path):
+    """3000 steps of SAC through the graph (the world at 5x real time, never waiting)."""
+    import torch
+
+    from ilrl_ros.core.checkpoint import load_checkpoint
+    from ilrl_ros.core.tasks import make_env
+    from ilrl_ros.online_run import run_async
+
+    run = run_async('pendulum', 'sac', 3000, tmp_path, seed=2, real_time_factor=5.0,
+                    swap_every=100, config=SMALL_SAC, timeout_s=120)
+    assert run.final_checkpoint is not None and len(run.swaps) >= 10
+    policy = load_checkpoint(run.final_checkpoint, expected_spec=load_spec('pendulum'))
+    env = make_env(load_spec('pendulum'))
+    rng = np.random.default_rng(0)
+
+    def mean_return(act) -> float:
+        returns = []
+        for k in range(6):
+            obs, _ = env.reset(seed=70_000 + k)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(act(obs))
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+        return float(np.mean(returns))
+
+    with torch.inference_mode():
+        learned = mean_return(policy.act)
+    random = mean_return(lambda obs: rng.uniform(-2.0, 2.0, 1))
+    assert learned > random + 200, (learned, random)
