@@ -103,7 +103,8 @@ def run_mode(mode: str, seed: int, args, out: Path) -> dict:
     if mode == 'a':
         config = make_config('sac', PRESET_FOR_TASK[TASK], seed=seed)
         online = OnlineLearner('sac', spec.observation.size,
-                               gym.spaces.Box(spec.action.low, spec.action.high), config)
+                               gym.spaces.Box(spec.action.low.astype(np.float32),
+                                              spec.action.high.astype(np.float32)), config)
         counts = train_synchronous(make_env(spec), online, args.steps, seed=seed,
                                    snapshot_every=args.snapshot_every, on_snapshot=keep)
         result.update(seconds=counts['seconds'], updates=counts['updates'], skipped=0)
@@ -126,8 +127,10 @@ def run_mode(mode: str, seed: int, args, out: Path) -> dict:
                        for steps, seconds, updates, policy in snapshots]
     result['final_return'] = result['curve'][-1][3] if result['curve'] else float('nan')
     robot = result.get('robot') or {}
-    if robot.get('steps'):
+    if mode in ('c', 'd') and robot.get('steps'):
+        # A free-running robot: the share of its steps before which a fresh command came.
         result['on_time'] = robot.get('commands_on_time', 0) / robot['steps']
+        result['longest_command_gap'] = robot.get('longest_command_gap')
     return result
 
 

@@ -194,10 +194,15 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
         start = time.monotonic()
         deadline = start + (timeout_s or max(600.0, 10 * steps / 20 / real_time_factor))
         last = 0.0
-        # The robot's on-time counts from the first accepted swap (the actor acting) on.
+        # The robot's on-time counts from its first status after the first accepted swap
+        # (the actor acting) on: the idle steps before it are not the actor's.
         first_counts = None
+        acting = False
         while learner.online.transitions < steps:
-            if first_counts is None and learner.counts['swaps'] and robot.last:
+            if not acting and learner.counts['swaps']:
+                acting = True
+                robot.last.clear()
+            if acting and first_counts is None and robot.last:
                 first_counts = dict(robot.last)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f'a node of the graph stopped (exit {process.poll()}); '
