@@ -127,9 +127,11 @@ def run_mode(mode: str, seed: int, args, out: Path) -> dict:
                        for steps, seconds, updates, policy in snapshots]
     result['final_return'] = result['curve'][-1][3] if result['curve'] else float('nan')
     robot = result.get('robot') or {}
-    if mode in ('c', 'd') and robot.get('steps'):
-        # A free-running robot: the share of its steps before which a fresh command came.
-        result['on_time'] = robot.get('commands_on_time', 0) / robot['steps']
+    counted = robot.get('commands_on_time', 0) + robot.get('commands_missing', 0)
+    if mode in ('c', 'd') and counted:
+        # A free-running robot: the share of its steps (from the first command on) before
+        # which a fresh command came.
+        result['on_time'] = robot['commands_on_time'] / counted
         result['longest_command_gap'] = robot.get('longest_command_gap')
     return result
 

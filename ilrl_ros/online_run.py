@@ -132,14 +132,6 @@ def learner_parameters(values: dict) -> dict:
             'exploration': config.exploration}
 
 
-def _counts_since(before: dict, after: dict) -> dict:
-    """The mock robot's step counters between two of its status messages."""
-    names = ('steps', 'commands_on_time', 'commands_missing')
-    counts = {name: after.get(name, 0) - before.get(name, 0) for name in names}
-    counts['longest_command_gap'] = after.get('longest_command_gap', 0)
-    return counts
-
-
 class _RobotStatus:
     """Keeps the mock robot's latched status (its on-time counters)."""
 
@@ -194,16 +186,7 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
         start = time.monotonic()
         deadline = start + (timeout_s or max(600.0, 10 * steps / 20 / real_time_factor))
         last = 0.0
-        # The robot's on-time counts from its first status after the first accepted swap
-        # (the actor acting) on: the idle steps before it are not the actor's.
-        first_counts = None
-        acting = False
         while learner.online.transitions < steps:
-            if not acting and learner.counts['swaps']:
-                acting = True
-                robot.last.clear()
-            if acting and first_counts is None and robot.last:
-                first_counts = dict(robot.last)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f'a node of the graph stopped (exit {process.poll()}); '
                                    f'see {output / "graph.log"}')
@@ -217,7 +200,7 @@ def run_async(task: str, algorithm: str, steps: int, output: Path, *, seed: int 
                           'learner/updates': learner.online.learner.updates})
             time.sleep(0.05)
         seconds = time.monotonic() - start
-        robot_status = _counts_since(first_counts or {}, robot.last)
+        robot_status = dict(robot.last)
     finally:
         if learner is not None:
             stop_nodes([learner], spinner)

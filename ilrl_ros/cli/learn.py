@@ -52,9 +52,11 @@ def cmd_learn(args) -> int:
           + (f', {accepted} of {len(run.swaps)} checkpoints swapped in' if run.swaps else '')
           + (f', {run.skipped} world steps without a fresh action' if run.mode == 'sync'
              else ''))
-    if run.robot.get('steps'):
-        print(f'mock robot: {run.robot["steps"]} steps, {run.robot.get("commands_on_time")} '
-              f'commands on time, {run.robot.get("commands_missing")} steps without one')
+    on_time, missing = run.robot.get('commands_on_time', 0), run.robot.get('commands_missing', 0)
+    if on_time + missing:
+        print(f'mock robot: {on_time} of {on_time + missing} steps had a fresh command '
+              f'({100 * on_time / (on_time + missing):.2f}%), at most '
+              f'{run.robot.get("longest_command_gap")} in a row without one')
     if run.final_checkpoint is None:
         print('no checkpoint: no transition arrived')
         return 1

@@ -36,10 +36,10 @@ Delays, as a real robot has them between its computer and its motors and sensors
 In free_run the status (``~/status``, once a second and at each reset) counts how well the
 commands keep up with the physics: ``steps`` (physics steps), ``commands_on_time`` (steps
 before which a new command arrived since the step before, i.e. within one control period of
-the observation it follows) and ``commands_missing`` (steps before which none did); their
-sum is ``steps`` counted since the node started. ``longest_command_gap`` is the longest run
-of steps without a new command since the first command came (1: one control period was
-missed at most once in a row). ``timing_counts()`` returns the same.
+the observation it follows) and ``commands_missing`` (steps before which none did), both
+from the first command on (before it nothing commands the robot, so nothing is late), and
+``longest_command_gap``, the longest run of steps without a new command (1: one control
+period was missed at most once in a row). ``timing_counts()`` returns the same.
 """
 
 from collections import deque
@@ -359,11 +359,12 @@ class MockRobot(SafeNode):
         if self._commands_since_step:
             self.commands_on_time += 1
             self._gap = 0
+        elif self._gap is None:
+            pass   # no command yet: nothing commands this robot, so nothing is late
         else:
             self.commands_missing += 1
-            if self._gap is not None:
-                self._gap += 1
-                self.longest_command_gap = max(self.longest_command_gap, self._gap)
+            self._gap += 1
+            self.longest_command_gap = max(self.longest_command_gap, self._gap)
         self._commands_since_step = 0
         now = self.env.stamp_ns
         while self._pending_commands and self._pending_commands[0][0] <= now:
