@@ -39,7 +39,8 @@ def explore_action(network: torch.nn.Module, obs: np.ndarray, mode: str, noise: 
     x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
     with torch.inference_mode():
         if isinstance(network, QPolicy):
-            if mode != 'none' and rng.random() < (noise if mode == 'noise' else 0.05):
+            # A Q-network has no distribution to sample: both modes are epsilon-greedy.
+            if mode != 'none' and rng.random() < noise:
                 row = int(rng.integers(network.n_actions))
                 return network.action_table[row].numpy().astype(np.float64)
             return network(x)[0].numpy().astype(np.float64)
