@@ -1,5 +1,6 @@
-"""Online RL through ROS 2: SAC on ``pendulum`` four ways, the same step budget each, and
-the delay table.
+r"""Online RL through ROS 2: SAC on ``pendulum`` four ways, and the delay table.
+
+The same step budget for each way:
 
 =====  =======================================================================
 mode   what runs
@@ -119,7 +120,7 @@ def run_mode(mode: str, seed: int, args, out: Path) -> dict:
         result.update(seconds=run.seconds, updates=run.updates, robot=run.robot,
                       swaps=len(run.swaps), swaps_accepted=sum(1 for s in run.swaps if s[4]))
         for updates, steps, seconds, path, accepted in run.swaps:
-            if Path(path).exists():
+            if accepted and Path(path).exists():
                 snapshots.append((steps, seconds, updates,
                                   load_checkpoint(path, expected_spec=spec).network))
     result['wall_s'] = time.monotonic() - started

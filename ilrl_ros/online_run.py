@@ -1,5 +1,7 @@
-"""Online RL runs over the ROS 2 graph: asynchronous (the policy node acts, a learner
-trains beside it) and synchronous (act through ``RosEnv``, then update, in one process).
+"""Online RL runs over the ROS 2 graph, asynchronous and synchronous.
+
+Asynchronous: the policy node acts, a learner trains beside it. Synchronous: one process
+acts through ``RosEnv``, then updates.
 
 ``ilrl learn`` and ``bench/online_rl.py`` call these. The graph runs as ``ros2 launch``
 would run it, one process per node, so that learning and the control loop never share an

@@ -112,8 +112,9 @@ class LoopListener:
     them (same spec, same ``ObservationAssembler``). With ``listen_commands`` the command
     topic is read too (the transition publisher); ``RosEnv`` tells the builder its own
     commands instead. ``intervention_topic`` is where the actor names the observations a
-    person answered (the policy node's ``~/intervention``). Episode starts (``episode/event``) are kept in ``starts``. All state
-    is guarded by ``lock``; ``changed`` is notified whenever something arrives.
+    person answered (the policy node's ``policy/intervention``). Episode starts and ends
+    (``episode/event``) are kept in ``starts`` and ``ended``. All state is guarded by
+    ``lock``; ``changed`` is notified whenever something arrives.
     """
 
     def __init__(self, node, spec, *, listen_commands: bool, intervention_topic: str = '',

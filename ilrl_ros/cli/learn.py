@@ -114,7 +114,7 @@ def add_to(sub) -> None:
                        help='dataset .npz from `ilrl convert` (with rewards) to seed the '
                        'demonstration buffer')
         a.add_argument('--replay', default=None,
-                       help="a bag an earlier run recorded (--record): its transitions fill "
+                       help='a bag an earlier run recorded (--record): its transitions fill '
                        'the replay buffer first, so learning goes on where it stopped (or '
                        'trains offline on it before the robot moves)')
         a.add_argument('--teleop-topic', default='',

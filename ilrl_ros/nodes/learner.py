@@ -216,7 +216,8 @@ class Learner(SafeNode):
     def save(self, name: str) -> Path:
         """Write the current policy as a checkpoint named ``name`` under output_dir."""
         return save_checkpoint(
-            self.output / 'checkpoints' / name, self.online.policy, algorithm=self.params.algorithm,
+            self.output / 'checkpoints' / name, self.online.policy,
+            algorithm=self.params.algorithm,
             spec=self.spec, config=config_dict(self.config),
             provenance={'online': True, 'transitions': self.online.transitions,
                         'updates': self.online.learner.updates,

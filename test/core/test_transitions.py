@@ -11,9 +11,12 @@ START = 1_000
 
 
 def _feed_episode(builder, order, steps=4, episode=1, start=START, rescored=False):
-    """One episode: observations with their answering commands in time order, then the
-    verdicts and rewards in ``order`` (a permutation of ``range(2 * steps)``, or of
-    ``range(3 * steps)`` with ``rescored``)."""
+    """Feed one episode and return its stamps.
+
+    Observations with their answering commands go in time order, then the verdicts and
+    rewards in ``order`` (a permutation of ``range(2 * steps)``, or of ``range(3 * steps)``
+    with ``rescored``).
+    """
     stamps = [start + 10 * k for k in range(steps + 1)]
     for k, stamp in enumerate(stamps):
         builder.observation(stamp, np.array([stamp, -stamp]))

@@ -1,5 +1,8 @@
-"""Learning on the live loop: the learner swaps policies into the running policy node without a
-command gap, a person's takeover lands in the demonstrations, and a short run learns."""
+"""Learning on the live loop, over real ROS 2.
+
+The learner swaps policies into the running policy node without a command gap, a person's
+takeover lands in the demonstrations, every transition is in the bag, and a short run learns.
+"""
 
 import json
 import time

@@ -1,5 +1,8 @@
-"""RosEnv against the simulator: through a lock-step mock robot it is the simulator, step for
-step (observations, rewards, ends); and it fails with what is missing when the graph is."""
+"""RosEnv against the simulator.
+
+Through a lock-step mock robot it is the simulator, step for step (observations, rewards,
+ends); and it fails with what is missing when the graph is.
+"""
 
 import numpy as np
 import pytest

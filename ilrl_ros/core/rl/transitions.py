@@ -102,8 +102,10 @@ class TransitionBuilder:
         return next(reversed(self._observations), -1)
 
     def start_observation(self, stamp_ns: int):
-        """The policy input of an episode's first observation (stamped ``stamp_ns``): its
-        fields, then an empty action history; None if it has not arrived (or is gone)."""
+        """The policy input of an episode's first observation (stamped ``stamp_ns``).
+
+        Its fields, then an empty action history; None if it has not arrived (or is gone).
+        """
         fields = self._observations.get(stamp_ns)
         if fields is None:
             return None
@@ -144,8 +146,11 @@ class TransitionBuilder:
     # ---------------------------------------------------------------- pairing
 
     def _action_for(self, stamp_ns: int) -> tuple:
-        """The command in force from observation ``stamp_ns`` on: the newest answer to it or
-        to an observation before it (the robot keeps a command until a new one comes)."""
+        """(command in force from observation ``stamp_ns`` on, whether a person sent it).
+
+        The newest answer to that observation or to one before it: the robot keeps a command
+        until a new one comes.
+        """
         for stamp in reversed(self._answers):
             if stamp <= stamp_ns:
                 return self._answers[stamp], stamp in self._intervened
