@@ -98,6 +98,10 @@ class RosEnv(gym.Env):
                     raise RosEnvTimeout(what() if callable(what) else what)
                 self.listener.changed.wait(min(left, 0.05))
 
+    def _next_stamp(self) -> int:
+        later = [s for s in self.listener.builder.stamps() if s > self._stamp]
+        return min(later, default=-1)
+
     def _publish(self, command: np.ndarray, answers_ns: int) -> None:
         self.command_pub.publish(action_message(self.spec.action, command, answers_ns or 0,
                                                 self.frame_id))
@@ -118,6 +122,28 @@ class RosEnv(gym.Env):
             time.sleep(0.01)
         # Refused only while a reset is already under way: then its episode is the next.
 
+    def _wait_for_graph(self) -> None:
+        """Wait until every topic this environment reads has a publisher, and the command
+        topic a subscriber: a verdict or a reward published before its subscription matched
+        would be lost (they are volatile), and a step would then wait for it in vain."""
+        readers = ['episode/event', 'episode/step', 'reward/terms',
+                   *(self.spec.sources[s].topic for s in self.listener.assembler.sources)]
+        deadline = time.monotonic() + self.reset_timeout_s
+        while True:
+            missing = [t for t in readers if self.node.count_publishers(t) == 0]
+            if self.node.count_subscribers(self.spec.action.topic) == 0:
+                missing.append(f'a subscriber of {self.spec.action.topic}')
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise RosEnvTimeout(f'nothing publishes {", ".join(missing)}: are the robot, '
+                                    'the reward monitor and the episode manager running (same '
+                                    'ROS_DOMAIN_ID, namespace)?')
+            time.sleep(0.05)
+        # Discovered is not yet matched: give the reliable readers a moment, and take in the
+        # latched episode events before judging what runs.
+        time.sleep(0.5)
+
     def _collect(self) -> None:
         self._ready.extend(self.listener.builder.poll())
 
@@ -126,14 +152,7 @@ class RosEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         if self._episode is None:
-            # First reset: take in the latched episode events before judging what runs.
-            deadline = time.monotonic() + self.reset_timeout_s
-            while self.node.count_publishers('episode/event') == 0:
-                if time.monotonic() > deadline:
-                    raise RosEnvTimeout('no episode manager publishes episode/event: is the '
-                                        'graph running (same ROS_DOMAIN_ID, namespace)?')
-                time.sleep(0.05)
-            time.sleep(0.3)
+            self._wait_for_graph()
         with self.listener.lock:
             ended = self._episode is not None and self._episode in self.listener.ended
             # After an end the episode manager resets by itself: its next episode is ours
@@ -189,8 +208,10 @@ class RosEnv(gym.Env):
             return None
         t = self._wait(next_step, self.step_timeout_s,
                        lambda: f'episode {self._episode}: no step after the observation '
-                               f'stamped {self._stamp} within {self.step_timeout_s:g} s; '
-                               'is the robot, the reward monitor and the episode manager '
+                               f'stamped {self._stamp} within {self.step_timeout_s:g} s '
+                               f'(the next lacks '
+                               f'{self.listener.builder.waiting_for(self._next_stamp())}); '
+                               'are the robot, the reward monitor and the episode manager '
                                'running?')
         skipped = max(0, round((t.stamp_ns - self._stamp) * self.spec.control_rate_hz / 1e9))
         self.counts['steps'] += 1

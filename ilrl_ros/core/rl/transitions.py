@@ -101,6 +101,10 @@ class TransitionBuilder:
     def newest_stamp_ns(self) -> int:
         return next(reversed(self._observations), -1)
 
+    def stamps(self) -> list:
+        """Stamps of the observations held, oldest first."""
+        return list(self._observations)
+
     def start_observation(self, stamp_ns: int):
         """The policy input of an episode's first observation (stamped ``stamp_ns``).
 
