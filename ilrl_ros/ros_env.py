@@ -123,9 +123,11 @@ class RosEnv(gym.Env):
         # Refused only while a reset is already under way: then its episode is the next.
 
     def _wait_for_graph(self) -> None:
-        """Wait until every topic this environment reads has a publisher, and the command
-        topic a subscriber: a verdict or a reward published before its subscription matched
-        would be lost (they are volatile), and a step would then wait for it in vain."""
+        """Wait until every topic read here has a publisher and the command topic a reader.
+
+        A verdict or a reward published before its subscription matched would be lost (they
+        are volatile), and a step would then wait for it in vain.
+        """
         readers = ['episode/event', 'episode/step', 'reward/terms',
                    *(self.spec.sources[s].topic for s in self.listener.assembler.sources)]
         deadline = time.monotonic() + self.reset_timeout_s
