@@ -17,8 +17,8 @@ names each observation a person answered, so the learner keeps those steps as
 demonstrations.
 """
 
-from dataclasses import dataclass
 from collections import deque
+from dataclasses import dataclass
 import json
 import sys
 
