@@ -81,6 +81,13 @@ class GraphConfig:
     teleop_topic: str = field(default='', metadata=_described(
         "A person's command topic that takes over from the policy while it is active "
         '(interventions); empty: none.'))
+    reset_controller: str = field(default='', metadata=_described(
+        "What brings the robot back to a start state between episodes: empty (the robot's "
+        'reset service, or an operator), expert, pendulum_rest or checkpoint:<folder>.'))
+    action_delay_s: float = field(default=0.0, metadata=_described(
+        'Mock robot: seconds before a command takes effect (lock_step: whole periods).'))
+    observation_delay_s: float = field(default=0.0, metadata=_described(
+        'Mock robot: seconds before a measurement is published (stamped when measured).'))
     record_topics: tuple = field(default=(), metadata=_described(
         "Also record this topic (repeatable), e.g. a teleoperator's labels teleop/cmd_vel for "
         '`ilrl dagger --label-topic`.', flag='--record-topic', launch=False))
@@ -183,12 +190,15 @@ def node_parameters(config: GraphConfig) -> dict:
                    'exploration': config.exploration, 'teleop_topic': config.teleop_topic},
         'reward_monitor': dict(common),
         'episode_manager': {**common, 'max_episodes': config.max_episodes,
-                            'reset_service': 'mock_robot/reset' if config.robot else ''},
+                            'reset_service': 'mock_robot/reset' if config.robot else '',
+                            'reset_controller': config.reset_controller},
     }
     if config.robot:
         out['mock_robot'] = {'task': config.task, 'mode': config.robot_mode,
                              'clock': config.clock, 'seed': config.seed,
-                             'real_time_factor': config.real_time_factor}
+                             'real_time_factor': config.real_time_factor,
+                             'action_delay_s': config.action_delay_s,
+                             'observation_delay_s': config.observation_delay_s}
     if config.observation_node:
         out['observation'] = dict(common)
     if config.expert:

@@ -54,7 +54,8 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
     names = {name for name, _, _ in launch_arguments()}
     assert names == {'task', 'checkpoint', 'robot_mode', 'clock', 'real_time_factor',
                      'policy_mode', 'expert_drive', 'record', 'record_autostart', 'bag_dir',
-                     'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic'}
+                     'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic',
+                     'reset_controller', 'action_delay_s', 'observation_delay_s'}
     for path in LAUNCH_FILES:
         assert 'launch_arguments(' in path.read_text(), path.name
     parser = argparse.ArgumentParser()
@@ -77,7 +78,9 @@ configs = st.builds(
     record_topics=st.lists(st.sampled_from(['teleop/cmd_vel', 'a/b']), max_size=2).map(tuple),
     expert=st.booleans(), observation_node=st.booleans(), transitions=st.booleans(),
     exploration=st.sampled_from(['none', 'sample', 'noise']),
-    teleop_topic=st.sampled_from(['', 'teleop/command']))
+    teleop_topic=st.sampled_from(['', 'teleop/command']),
+    reset_controller=st.sampled_from(['', 'expert', 'pendulum_rest', 'checkpoint:/tmp/a b']),
+    action_delay_s=st.floats(0.0, 10.0), observation_delay_s=st.floats(0.0, 10.0))
 
 
 @given(configs)
