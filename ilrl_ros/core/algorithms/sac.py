@@ -32,7 +32,7 @@ from ilrl_ros.core.rl.losses import critic_loss, td_target
 from ilrl_ros.core.rl.optim import adam, polyak_update
 from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
 from ilrl_ros.core.rl.results import RLResult
-from ilrl_ros.core.rl.spaces import box_dims
+from ilrl_ros.core.rl.spaces import box_dims, from_unit_box, to_unit_box
 from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -187,17 +187,11 @@ class SACLearner:
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
         """Normalised actions ([-1, 1]) to the task's bounds."""
-        return self.low + 0.5 * (np.asarray(actions, dtype=np.float32) + 1.0) * \
-            (self.high - self.low)
+        return from_unit_box(actions, self.low, self.high)
 
     def to_buffer(self, actions: np.ndarray) -> np.ndarray:
         """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
-        actions = np.asarray(actions, dtype=np.float32)
-        if actions.shape[-1:] != (self.act_dim,):
-            raise ValueError(f'actions have shape {actions.shape}; expected [..., '
-                             f'{self.act_dim}]')
-        normalized = 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
-        return np.clip(normalized, -1.0, 1.0).astype(np.float32)
+        return to_unit_box(actions, self.low, self.high)
 
     def make_buffer(self, capacity: int = None) -> ReplayBuffer:
         """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""

@@ -18,6 +18,20 @@ def box_dims(env) -> tuple:
     return int(np.prod(env.observation_space.shape)), space.shape[0], low, high
 
 
+def from_unit_box(actions, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Normalised actions ([-1, 1], as SAC's and TD3's buffers keep them) to the bounds."""
+    return low + 0.5 * (np.asarray(actions, dtype=np.float32) + 1.0) * (high - low)
+
+
+def to_unit_box(actions, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
+    actions = np.asarray(actions, dtype=np.float32)
+    if actions.shape[-1:] != low.shape:
+        raise ValueError(f'actions have shape {actions.shape}; expected [..., {low.size}]')
+    normalized = 2.0 * (actions - low) / (high - low) - 1.0
+    return np.clip(normalized, -1.0, 1.0).astype(np.float32)
+
+
 def actor_critic_for_spaces(observation_space: gym.Space, action_space: gym.Space,
                             **options) -> ActorCritic:
     """The ``ActorCritic`` for a gymnasium environment's spaces (Box or Discrete actions)."""
