@@ -225,6 +225,23 @@ def summarize(results: list, delays: list, args) -> dict:
     return summary
 
 
+def print_curves(results: list) -> None:
+    """Evaluation return against environment steps and against wall-clock, mean of seeds."""
+    print('\nevaluation return against environment steps (mean over seeds) and the '
+          'wall-clock seconds at which each mode got there')
+    for mode in MODES:
+        runs = [r for r in results if r['mode'] == mode and r['curve']]
+        if not runs:
+            continue
+        marks = sorted({int(p[0]) for p in runs[0]['curve']})
+        cells = []
+        for mark in marks[::max(1, len(marks) // 10)]:
+            points = [min(r['curve'], key=lambda p: abs(p[0] - mark)) for r in runs]
+            cells.append(f'{mark}: {np.mean([p[3] for p in points]):.0f} '
+                         f'@{np.mean([p[1] for p in points]):.0f}s')
+        print(f'{LABELS[mode]:<27} ' + ', '.join(cells))
+
+
 def plot(results: list, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
@@ -272,7 +289,18 @@ def main(argv=None) -> int:
                         help='first ROS_DOMAIN_ID; each run takes its own above it')
     parser.add_argument('--json', type=Path, default=None, help='write every figure here')
     parser.add_argument('--png', type=Path, default=None, help='write the curves here')
+    parser.add_argument('--report', type=Path, default=None,
+                        help='run nothing: print the tables and curves of a JSON this script '
+                        'wrote (and draw --png from it)')
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        args.seeds = int(saved['args']['seeds'])
+        summarize(saved['results'], saved['delays'], args)
+        print_curves(saved['results'])
+        if args.png:
+            plot(saved['results'], args.png)
+        return 0
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     import torch
     torch.set_num_threads(1)
@@ -293,6 +321,7 @@ def main(argv=None) -> int:
         print('\ndelay table: SAC in the simulator, evaluation return (mean +/- std over seeds)')
         delays = delay_table(args)
     summary = summarize(results, delays, args)
+    print_curves(results)
     if args.png:
         plot(results, args.png)
         print(f'curves: {args.png}')
