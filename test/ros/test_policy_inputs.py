@@ -85,7 +85,10 @@ def test_garbage_or_stale_input_never_yields_a_command_computed_from_it(garbage_
     good = _after(probe, feeder, lambda: feeder.joint_state())
     assert len(good) and good[-1][0] == 1.0
     t0 = time.monotonic()
-    values = _after(probe, feeder, lambda: feeder.joint_state(**bad))
+    # A reading older than the one held is not taken at all: the zero for it comes from the
+    # watchdog once max_age_s (0.25 s) has passed without a fresh one, a tick (50 ms) later.
+    values = _after(probe, feeder, lambda: feeder.joint_state(**bad),
+                    settle_s=0.5 if 'age_s' in bad else 0.15)
     # The node answers garbage with a zero command (hold), never the policy's output.
     assert len(values), 'expected a zero command in answer to bad input'
     assert np.all(values == 0.0), [(round(t - t0, 3), v[0]) for t, v in probe.commands]
