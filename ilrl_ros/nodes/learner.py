@@ -26,6 +26,7 @@ from std_msgs.msg import Float64MultiArray
 
 from ilrl_ros import qos
 from ilrl_ros.core.checkpoint import save_checkpoint
+from ilrl_ros.core.networks.exploration import EXPLORATION_MODES
 from ilrl_ros.core.rl.configs import config_dict
 from ilrl_ros.core.rl.learners import OFF_POLICY
 from ilrl_ros.core.rl.online import OnlineLearner, OnlineSettings
@@ -55,7 +56,8 @@ PARAMETERS = (
     Param('demo_fraction', 0.5, 'Share of each minibatch drawn from demonstrations while '
           'there are any.', low=0.0, high=1.0),
     Param('exploration', '', "Exploration the policy node is set to: none, sample or noise; "
-          "empty: the algorithm's own (SAC samples, the others add noise)."),
+          "empty: the algorithm's own (SAC samples, the others add noise).",
+          choices=('', *EXPLORATION_MODES)),
     Param('replay', '', 'A bag an earlier run recorded (with its transitions topic): its '
           'transitions fill the replay buffer before learning goes on. Empty: none.'),
     Param('config', '{}', 'The algorithm\'s settings as a JSON object (e.g. {"lr": 0.001}), '

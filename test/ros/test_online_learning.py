@@ -120,12 +120,14 @@ def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context):
         learner.destroy_node()
 
 
-@pytest.mark.parametrize('config, match', [('[1, 2]', 'JSON object'), ('{', 'not JSON'),
-                                           ('{"no_such": 1}', 'no setting')])
-def test_a_bad_learner_config_is_refused_with_its_reason(ros_context, config, match):
+@pytest.mark.parametrize('name, value, match', [
+    ('config', '[1, 2]', 'JSON object'), ('config', '{', 'not JSON'),
+    ('config', '{"no_such": 1}', 'no setting'), ('exploration', 'wild', 'exploration'),
+    ('algorithm', 'ppo', 'algorithm'), ('swap_every', 0, 'swap_every')])
+def test_a_bad_learner_parameter_is_refused_with_its_reason(ros_context, name, value, match):
     with pytest.raises(ValueError, match=match):
         Learner(context=ros_context, parameter_overrides=[
-            Parameter('task', value='pendulum'), Parameter('config', value=config)])
+            Parameter('task', value='pendulum'), Parameter(name, value=value)])
 
 
 @pytest.mark.slow
