@@ -104,10 +104,10 @@ def test_learner_swaps_without_a_command_gap_and_keeps_what_a_person_drove(tmp_p
     assert len(again.buffer) == len(recorded) and again.ready()
 
 
-def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context):
+def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context, tmp_path):
     spec = load_spec('pendulum')
     learner = Learner(context=ros_context, parameter_overrides=[
-        Parameter('task', value='pendulum'), Parameter('output_dir', value='/tmp/unused-learn'),
+        Parameter('task', value='pendulum'), Parameter('output_dir', value=str(tmp_path)),
         Parameter('config', value=json.dumps(SMALL_SAC))])
     try:
         msg = Float64MultiArray(data=[0.0] * 5)
@@ -116,7 +116,7 @@ def test_learner_refuses_a_transition_of_another_task_and_goes_on(ros_context):
         assert learner.online.transitions == 0
         assert spec.observation.size == 3
     finally:
-        learner._stop.set()
+        learner.close()
         learner.destroy_node()
 
 
