@@ -25,14 +25,15 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.networks import SquashedGaussianActor
-from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
+from ilrl_ros.core.rl.box_actions import BoxActionLearner
+from ilrl_ros.core.rl.buffers import TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.critics import CriticEnsemble
 from ilrl_ros.core.rl.losses import critic_loss, td_target
 from ilrl_ros.core.rl.optim import adam, polyak_update
 from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
 from ilrl_ros.core.rl.results import RLResult
-from ilrl_ros.core.rl.spaces import box_dims, from_unit_box, to_unit_box
+from ilrl_ros.core.rl.spaces import box_dims
 from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -121,7 +122,7 @@ def sac_alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor,
 
 # ---------------------------------------------------------------- learner
 
-class SACLearner:
+class SACLearner(BoxActionLearner):
     """SAC's networks, optimiser and gradient step, apart from any environment loop.
 
     A ``Learner`` (``core/rl/learners.py`` has the contract): ``update`` takes one gradient
@@ -160,10 +161,6 @@ class SACLearner:
         """The actor: what a checkpoint stores and the robot runs."""
         return self.actor
 
-    def set_progress(self, env_steps: int) -> None:
-        """Tell the learner how many environment steps have been taken (the warm-up's clock)."""
-        self.env_steps = int(env_steps)
-
     def choose(self, obs: np.ndarray, explore: bool = False,
                rng: np.random.Generator = None) -> np.ndarray:
         """The action for one observation in [-1, 1], as the buffer stores it.
@@ -179,23 +176,6 @@ class SACLearner:
             obs = torch.as_tensor(obs, dtype=torch.float32).view(1, -1)
             action = self.actor.explore(obs) if explore else self.actor.normalized(obs)
         return action.numpy()[0]
-
-    def act(self, obs: np.ndarray, explore: bool = False,
-            rng: np.random.Generator = None) -> np.ndarray:
-        """The action for one observation in the task's units (``choose``, scaled)."""
-        return self.to_env(self.choose(obs, explore, rng))
-
-    def to_env(self, actions: np.ndarray) -> np.ndarray:
-        """Normalised actions ([-1, 1]) to the task's bounds."""
-        return from_unit_box(actions, self.low, self.high)
-
-    def to_buffer(self, actions: np.ndarray) -> np.ndarray:
-        """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
-        return to_unit_box(actions, self.low, self.high)
-
-    def make_buffer(self, capacity: int = None) -> ReplayBuffer:
-        """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""
-        return ReplayBuffer(self.obs_dim, (self.act_dim,), capacity or self.config.buffer_size)
 
     def update(self, batch: TransitionBatch) -> dict:
         """One gradient step of the critics, the actor and alpha; their metrics as floats."""

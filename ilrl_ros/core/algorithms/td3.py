@@ -21,14 +21,15 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.networks import DeterministicActor
-from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
+from ilrl_ros.core.rl.box_actions import BoxActionLearner
+from ilrl_ros.core.rl.buffers import TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.critics import CriticEnsemble
 from ilrl_ros.core.rl.losses import critic_loss, td_target
 from ilrl_ros.core.rl.optim import adam, polyak_update
 from ilrl_ros.core.rl.progress import EpisodeReturns, Progress
 from ilrl_ros.core.rl.results import RLResult
-from ilrl_ros.core.rl.spaces import box_dims, from_unit_box, to_unit_box
+from ilrl_ros.core.rl.spaces import box_dims
 from ilrl_ros.core.rl.torch_settings import seed_everything, torch_settings
 from ilrl_ros.core.train_log import TrainingLog
 
@@ -128,7 +129,7 @@ def deterministic_actor_loss(q_first_critic: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------- learner
 
-class TD3Learner:
+class TD3Learner(BoxActionLearner):
     """TD3's networks, optimisers and gradient step, apart from any environment loop.
 
     A ``Learner`` (``core/rl/learners.py`` has the contract): ``update`` takes one critic
@@ -161,10 +162,6 @@ class TD3Learner:
         """The actor: what a checkpoint stores and the robot runs."""
         return self.actor
 
-    def set_progress(self, env_steps: int) -> None:
-        """Tell the learner how many environment steps have been taken (the warm-up's clock)."""
-        self.env_steps = int(env_steps)
-
     def choose(self, obs: np.ndarray, explore: bool = False,
                rng: np.random.Generator = None) -> np.ndarray:
         """The action for one observation in [-1, 1], as the buffer stores it.
@@ -185,23 +182,6 @@ class TD3Learner:
         noise = rng.normal(0.0, config.action_noise, self.act_dim) if config.action_noise \
             else 0
         return np.clip(mean + noise, -1.0, 1.0).astype(np.float32)
-
-    def act(self, obs: np.ndarray, explore: bool = False,
-            rng: np.random.Generator = None) -> np.ndarray:
-        """The action for one observation in the task's units (``choose``, scaled)."""
-        return self.to_env(self.choose(obs, explore, rng))
-
-    def to_env(self, actions: np.ndarray) -> np.ndarray:
-        """Normalised actions ([-1, 1]) to the task's bounds."""
-        return from_unit_box(actions, self.low, self.high)
-
-    def to_buffer(self, actions: np.ndarray) -> np.ndarray:
-        """Actions in the task's units (a demonstration's, a robot's) to [-1, 1], clipped."""
-        return to_unit_box(actions, self.low, self.high)
-
-    def make_buffer(self, capacity: int = None) -> ReplayBuffer:
-        """An empty replay buffer for this learner (``capacity``: the config's buffer_size)."""
-        return ReplayBuffer(self.obs_dim, (self.act_dim,), capacity or self.config.buffer_size)
 
     def update(self, batch: TransitionBatch) -> dict:
         """One critic step, and the delayed actor and target steps when due; metrics as floats.
