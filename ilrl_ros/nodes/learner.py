@@ -12,6 +12,7 @@ waits for learning. Logs (metrics.csv, TensorBoard, curves.png) and the checkpoi
 
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 import shutil
 import sys
@@ -65,6 +66,9 @@ PARAMETERS = (
           'apply online: updates follow updates_per_transition).'),
     Param('keep_checkpoints', 5, 'Checkpoints kept on disk besides the final one.', low=1,
           high=10**6),
+    Param('nice', 10, 'Niceness of the learning thread (Linux, 0 to 19): on a computer the '
+          'control loop shares, gradient steps yield the CPU to it. 0: as the process.',
+          low=0, high=19),
 )
 
 
@@ -85,6 +89,7 @@ class LearnerParams:
     replay: str
     config: str
     keep_checkpoints: int
+    nice: int
 
 
 def _parameter(name: str, value) -> ParameterMsg:
@@ -164,8 +169,21 @@ class Learner(SafeNode):
 
     def _learn(self) -> None:
         config = self.config
+        self._lower_priority()
         with torch_settings(config.torch_threads, config.matmul_precision, flush_denormal=True):
             self._learn_loop()
+
+    def _lower_priority(self) -> None:
+        """Raise this thread's niceness by ``nice`` (Linux schedules threads one by one)."""
+        if not self.params.nice:
+            return
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid,
+                           min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.params.nice))
+        except (AttributeError, OSError) as error:
+            self.get_logger().warn(f'learning at normal priority: cannot set nice '
+                                   f'{self.params.nice}: {error}')
 
     def _learn_loop(self) -> None:
         try:
