@@ -18,6 +18,13 @@ three policies: ``lidar`` (task ``track_follow``: 36 lidar sectors and odometry)
   labels: J(T), the cost summed over the first T steps, where a step costs the learner's
   squared disagreement with the expert (actions scaled to [-1, 1], capped at 1) and every
   step after a crash costs 1; and the share of episodes crashed by step T;
+- the learner's per-step error eps on the expert's state distribution (the expert drives the
+  evaluation starts, the same per-step cost of the learner's action against its label), and
+  the growth of J(T) against T, fitted as J(T) = c T^k over T = 10 .. one lap with a 95%
+  bootstrap interval over the evaluation laps (``ilrl_ros.core.scoring.growth_exponent``),
+  for BC and DAgger at every budget: Ross, Gordon & Bagnell 2011 bound J by T^2 eps for BC
+  (k up to 2: mistakes take it where the expert never went) and by T eps for DAgger (k = 1);
+  J(T) at T = 50, 100, 200, 400, 700 and J(700) / (700 eps) are printed beside them;
 - AWR against BC on one mixed dataset: clean expert driving plus expert driving with heavy
   executed-action noise (lower return), labelled with what was executed, with the rewards.
 
@@ -68,6 +75,7 @@ from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc  # noqa: E40
 from ilrl_ros.core.rl.evaluation import as_learner  # noqa: E402
 from ilrl_ros.core.rl.torch_settings import torch_settings  # noqa: E402
 from ilrl_ros.core.rollouts import aggregate, rollout  # noqa: E402
+from ilrl_ros.core.scoring import growth_exponent  # noqa: E402
 from ilrl_ros.core.spec import parse_spec, resolve_spec_path  # noqa: E402
 from ilrl_ros.core.tasks import make_env, make_expert  # noqa: E402
 
@@ -78,6 +86,9 @@ METHODS = ('bc', 'dart', 'dagger')
 EVAL_SEED = 10_000
 # One lap is ~683 control steps at 10 Hz; the horizon plot covers one lap.
 HORIZON = 700
+# Horizons J(T) is printed at, and the shortest one the growth fit uses.
+MARKED = (50, 100, 200, 400, 700)
+FIT_FROM = 10
 
 
 def parse_args(argv=None):
@@ -156,11 +167,31 @@ def increments(budgets: list) -> tuple:
     return tuple(int(b - a) for a, b in zip([0, *budgets[:-1]], budgets))
 
 
+def step_cost(actions: np.ndarray, labels: np.ndarray, spec) -> np.ndarray:
+    """Per-step cost: mean squared disagreement with the label, actions scaled to [-1, 1].
+
+    Capped at 1, what a step after a crash costs.
+    """
+    half_range = (spec.action.high - spec.action.low) / 2.0
+    return np.minimum(1.0, np.mean(((actions - labels) / half_range) ** 2, axis=-1))
+
+
+def expert_states(env, expert, episodes: int):
+    """The expert's own laps from the evaluation starts: observations and its labels."""
+    return rollout(env, expert, None, episodes=episodes, seed=EVAL_SEED).data
+
+
+def expert_state_error(policy, states, spec) -> float:
+    """eps: the learner's mean per-step cost on the states the expert visits."""
+    learner = as_learner(policy)
+    actions = np.stack([spec.action.clip(learner.act(obs)) for obs in states.observations])
+    return float(np.mean(step_cost(actions, states.actions.astype(np.float64), spec)))
+
+
 def trace_episodes(env, expert, policy, episodes: int) -> dict:
     """Run the policy alone; per episode its outcome and per step |lateral| and cost."""
     learner = as_learner(policy)
     spec = env.spec
-    half_range = (spec.action.high - spec.action.low) / 2.0
     out = []
     for k in range(episodes):
         obs, _ = env.reset(seed=EVAL_SEED + k)
@@ -168,7 +199,7 @@ def trace_episodes(env, expert, policy, episodes: int) -> dict:
         while not done:
             label = np.asarray(expert.act(env.current_readings()), dtype=np.float64)
             action = spec.action.clip(learner.act(obs))
-            costs.append(min(1.0, float(np.mean(((action - label) / half_range) ** 2))))
+            costs.append(float(step_cost(action, label, spec)))
             obs, _, terminated, truncated, info = env.step(action)
             laterals.append(abs(float(info['lateral'])))
             done = terminated or truncated
@@ -185,8 +216,11 @@ def score(episodes: list) -> dict:
             'crashes': int(sum(e['outcome'] == 'failure' for e in episodes))}
 
 
-def horizon_curves(episodes: list, horizon: int) -> dict:
-    """J(T) (cumulative cost, 1 per step after a crash) and P(crashed by T), T = 1..horizon."""
+def cost_matrix(episodes: list, horizon: int) -> tuple:
+    """Per-step costs, (episodes, horizon), and whether each episode had crashed by each step.
+
+    A step after a crash costs 1, a step after a finished lap 0.
+    """
     cost = np.ones((len(episodes), horizon))
     crashed = np.zeros((len(episodes), horizon), dtype=bool)
     for i, e in enumerate(episodes):
@@ -196,8 +230,30 @@ def horizon_curves(episodes: list, horizon: int) -> dict:
             crashed[i, len(e['cost']) - 1:] = True
         elif e['success'] or e['outcome'] == 'timeout':
             cost[i, n:] = 0.0  # finished the lap: nothing more to get wrong
+    return cost, crashed
+
+
+def horizon_curves(episodes: list, horizon: int) -> dict:
+    """J(T) (cumulative cost, 1 per step after a crash) and P(crashed by T), T = 1..horizon."""
+    cost, crashed = cost_matrix(episodes, horizon)
     return {'J': np.cumsum(cost, axis=1).mean(axis=0).tolist(),
             'crashed': crashed.mean(axis=0).tolist()}
+
+
+def growth(episodes: list) -> dict:
+    """J(T) at the MARKED horizons and the fitted exponent of J(T) = c T^k with its interval.
+
+    The exponent is None where J is 0 somewhere: a policy that never disagrees.
+    """
+    cost, _ = cost_matrix(episodes, HORIZON)
+    summed = np.cumsum(cost, axis=1).mean(axis=0)
+    row = {'J': {t: float(summed[t - 1]) for t in MARKED}}
+    try:
+        fit = growth_exponent(cost, t_min=FIT_FROM)
+    except ValueError:
+        return {**row, 'exponent': None, 'exponent_low': None, 'exponent_high': None}
+    return {**row, 'exponent': fit.exponent, 'exponent_low': fit.low,
+            'exponent_high': fit.high}
 
 
 def run_sensor(sensor: str, seed: int, args, log) -> dict:
@@ -209,14 +265,17 @@ def run_sensor(sensor: str, seed: int, args, log) -> dict:
                          log_every=max(1, steps))
     env, expert = make_env(spec), make_expert(spec)
     result = {'sensor': sensor, 'task': SENSORS[sensor][0], 'seed': seed, 'methods': {}}
+    states = expert_states(env, expert, args.eval_episodes)
 
     def evaluate(method, budget, policy, started):
         episodes = trace_episodes(env, expert, policy, args.eval_episodes)
         row = {'budget': budget, **score(episodes), 'seconds': time.monotonic() - started,
+               'epsilon': expert_state_error(policy, states, spec), **growth(episodes),
                'episodes': episodes}
         result['methods'].setdefault(method, []).append(row)
         log(f'{sensor} seed {seed} {method:6s} {budget:6d} labels: success '
-            f'{row["success_rate"]:.0%}, mean |lateral| {row["mean_abs_lateral"]:.3f} m')
+            f'{row["success_rate"]:.0%}, mean |lateral| {row["mean_abs_lateral"]:.3f} m, '
+            f'eps {row["epsilon"]:.2e}, J({HORIZON}) {row["J"][HORIZON]:.3g}')
 
     started = time.monotonic()
     rounds = increments(args.budgets)
@@ -303,6 +362,35 @@ def tables(results: list, sensors: list) -> str:
             for budget, (mean, std, n) in success.items():
                 out.append(f'| {method} | {budget} | {mean:.0%} ± {std:.0%} | '
                            f'{lateral[budget][0]:.3f} ± {lateral[budget][1]:.3f} | {n} |')
+    return '\n'.join(out)
+
+
+def growth_table(results: list, sensors: list) -> str:
+    """Per policy and budget, seeds pooled: eps, J(T) and the fitted exponent of J(T)."""
+    out = ['\n### Compounding error: J(T) against the horizon T (evaluation laps of all seeds '
+           'pooled)\n',
+           '| policy | method | labels | eps (expert states) | '
+           + ' | '.join(f'J({t})' for t in MARKED)
+           + f' | k in J = c T^k, T {FIT_FROM}..{HORIZON} [95%] '
+           f'| J({HORIZON}) / ({HORIZON} eps) |',
+           '|---|---|---:|---:|' + '---:|' * len(MARKED) + '---|---:|']
+    for sensor in sensors:
+        for method in METHODS:
+            budgets = sorted({row['budget'] for r in results if r['sensor'] == sensor
+                              for row in r['methods'].get(method, [])})
+            for budget in budgets:
+                rows = [row for r in results if r['sensor'] == sensor
+                        for row in r['methods'].get(method, []) if row['budget'] == budget]
+                episodes = [e for row in rows for e in row['episodes']]
+                pooled = growth(episodes)
+                eps = float(np.mean([row['epsilon'] for row in rows]))
+                k = ('n/a (J = 0)' if pooled['exponent'] is None else
+                     f'{pooled["exponent"]:.2f} [{pooled["exponent_low"]:.2f}, '
+                     f'{pooled["exponent_high"]:.2f}]')
+                ratio = pooled['J'][HORIZON] / (HORIZON * eps) if eps > 0 else float('inf')
+                out.append(f'| {sensor} | {method} | {budget} | {eps:.2e} | '
+                           + ' | '.join(f'{pooled["J"][t]:.3g}' for t in MARKED)
+                           + f' | {k} | {ratio:.3g} |')
     return '\n'.join(out)
 
 
@@ -397,7 +485,7 @@ def main(argv=None) -> int:
                     {'args': {k: (str(v) if isinstance(v, Path) else v)
                               for k, v in vars(args).items()},
                      'results': results}))
-    text = tables(results, args.sensors)
+    text = tables(results, args.sensors) + '\n' + growth_table(results, args.sensors)
     targets = target_lines(results, args.sensors, args.budgets)
     header = (f'# Compounding error on track_follow\n\nrobot.params overrides: '
               f'`{json.dumps(args.sim_params)}`; seeds {args.seeds}; {args.eval_episodes} '
