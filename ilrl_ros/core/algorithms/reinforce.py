@@ -2,14 +2,19 @@
 
 Williams, "Simple Statistical Gradient-Following Algorithms for Connectionist Reinforcement
 Learning", Machine Learning 8, 1992. The gradient E[sum_t grad log pi(a_t|s_t) (G_t - b_t)]
-uses the reward-to-go G_t of whole episodes and one of three baselines b_t: none, the batch
-mean of G, or a learned V(s_t). ``gradient_variance`` measures how much each baseline
-reduces the variance of the gradient estimate of a fixed policy.
+weighs each step by G_t, the reward-to-go of its episode (or, with ``returns='full'``, the
+whole episode's return, as the first form of the estimator does), less a baseline b_t:
+none, the batch mean of G (over all steps, or per time step of the episode) or a learned
+V(s_t). The knobs the lectures turn (the returns, the baseline, an entropy bonus with a
+decay, a constant added to every reward) are config fields and so ``ilrl train reinforce``
+flags; the estimator is small pure functions. ``gradient_variance`` measures how much each
+baseline reduces the variance of the gradient estimate of a fixed policy.
 """
 
 import copy
 from dataclasses import dataclass
 import logging
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -29,6 +34,10 @@ from ilrl_ros.core.train_log import TrainingLog
 logger = logging.getLogger(__name__)
 
 BASELINES = ('none', 'batch_mean', 'value')
+# 'time_mean' came after BASELINES, which gradient_variances compares by default.
+ALL_BASELINES = ('none', 'batch_mean', 'time_mean', 'value')
+RETURNS = ('reward_to_go', 'full')
+ENT_DECAYS = ('constant', 'linear', 'exponential')
 
 
 @dataclass
@@ -44,14 +53,29 @@ class REINFORCEConfig(RLConfig):
     """Environments stepped together; each runs episodes_per_env whole episodes a batch."""
     episodes_per_env: int = 1
     """Episodes each environment contributes to a batch."""
+    returns: str = 'reward_to_go'
+    """What weighs grad log pi(a_t|s_t): 'reward_to_go' (the discounted rewards from step t
+    on) or 'full' (the whole episode's discounted return, the same for every step of it)."""
     baseline: str = 'value'
-    """'none', 'batch_mean' (mean reward-to-go of the batch) or 'value' (learned V(s))."""
+    """Subtracted from the returns: 'none'; 'batch_mean' (the mean return over all steps of
+    the batch, one number); 'time_mean' (per time step: the mean return of the batch's
+    episodes at the same step index t of their episode, among those that reach t); 'value'
+    (a learned V(s), fitted to the same returns)."""
     lr: float = 3e-3
     """Adam learning rate of the policy."""
     gamma: float = 0.99
     """Discount factor of the reward-to-go."""
     ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
+    """Weight of the entropy bonus (at the start, when ent_decay is not 'constant')."""
+    ent_decay: str = 'constant'
+    """How the entropy weight moves from ent_coef to ent_coef_end over total_steps:
+    'constant' (stays ent_coef), 'linear', or 'exponential' (geometric; both ends > 0)."""
+    ent_coef_end: float = 0.0
+    """Entropy weight reached at total_steps when ent_decay is 'linear' or 'exponential'."""
+    reward_offset: float = 0.0
+    """A constant added to every reward the learner sees (the lectures' experiment: without
+    a baseline it slows learning). Logged returns and the evaluation stay the env's own. In
+    episodes of varying length it is a reward for living (or a cost) and changes the task."""
     normalize_advantage: bool = False
     """Divide G - b by its standard deviation within the batch (after the baseline)."""
     max_grad_norm: float = 1.0
@@ -70,6 +94,29 @@ class REINFORCEConfig(RLConfig):
     """Keep running observation statistics in the network and normalise with them."""
     seed: int = 0
     """Seed for the network, the sampling and the environments."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        choices = {'returns': RETURNS, 'baseline': ALL_BASELINES, 'ent_decay': ENT_DECAYS}
+        for field, allowed in choices.items():
+            value = getattr(self, field)
+            if value not in allowed:
+                raise ValueError(f'REINFORCEConfig.{field} {value!r} is not one of '
+                                 f'{", ".join(allowed)}')
+        for field in ('ent_coef', 'ent_coef_end', 'reward_offset'):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f'REINFORCEConfig.{field} must be a finite number, got '
+                                 f'{value!r}')
+        for field in ('ent_coef', 'ent_coef_end'):
+            if getattr(self, field) < 0:
+                raise ValueError(f'REINFORCEConfig.{field} must be >= 0 (an entropy bonus), '
+                                 f'got {getattr(self, field)!r}')
+        if self.ent_decay == 'exponential' and not (self.ent_coef > 0 and self.ent_coef_end > 0):
+            raise ValueError('REINFORCEConfig.ent_decay exponential needs ent_coef > 0 and '
+                             f'ent_coef_end > 0, got {self.ent_coef!r} and '
+                             f'{self.ent_coef_end!r}; use linear to decay to 0')
 
 
 @dataclass(frozen=True)
@@ -115,15 +162,78 @@ def batch_reward_to_go(rewards: np.ndarray, done: np.ndarray, gamma: float) -> n
     return out
 
 
-def baseline_values(kind: str, returns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """b_t for each step: zeros, the mean reward-to-go, or V(s_t) (held fixed)."""
+def batch_full_return(rewards: np.ndarray, done: np.ndarray, gamma: float) -> np.ndarray:
+    """Every step gets its episode's return sum_k gamma^k r_k from the episode's first step.
+
+    [T, N] arrays as ``batch_reward_to_go``; an episode still running at the last row counts
+    the rewards it has.
+    """
+    to_go = batch_reward_to_go(rewards, done, gamma)
+    out = np.empty_like(to_go)
+    episode_return = to_go[0].copy()
+    for t in range(len(to_go)):
+        if t:
+            episode_return = np.where(done[t - 1] > 0, to_go[t], episode_return)
+        out[t] = episode_return
+    return out
+
+
+def step_returns(kind: str, rewards: np.ndarray, done: np.ndarray, gamma: float) -> np.ndarray:
+    """The returns that weigh each step: 'reward_to_go' or 'full' (see ``RETURNS``)."""
+    if kind == 'reward_to_go':
+        return batch_reward_to_go(rewards, done, gamma)
+    if kind == 'full':
+        return batch_full_return(rewards, done, gamma)
+    raise ValueError(f'returns {kind!r} is not one of {", ".join(RETURNS)}')
+
+
+def offset_rewards(rewards: np.ndarray, mask: np.ndarray, offset: float) -> np.ndarray:
+    """The rewards the learner sees: (r + offset) on the steps of the episodes, 0 elsewhere."""
+    return (rewards + offset) * mask
+
+
+def episode_step_index(done: np.ndarray) -> np.ndarray:
+    """Each step's index t within its episode, from [T, N] ``done`` flags (0 after an end)."""
+    index = np.zeros(done.shape, dtype=np.int64)
+    for t in range(1, len(done)):
+        index[t] = np.where(done[t - 1] > 0, 0, index[t - 1] + 1)
+    return index
+
+
+def baseline_values(kind: str, returns: torch.Tensor, values: torch.Tensor,
+                    step_index: torch.Tensor = None) -> torch.Tensor:
+    """b_t for each step: zeros, the mean return, the mean return at t, or V(s_t) (fixed).
+
+    'time_mean' needs ``step_index``, each step's t within its episode: b is the mean of the
+    returns of the steps with the same t.
+    """
     if kind == 'none':
         return torch.zeros_like(returns)
     if kind == 'batch_mean':
         return returns.mean().expand(returns.shape)
+    if kind == 'time_mean':
+        if step_index is None or step_index.shape != returns.shape:
+            raise ValueError("baseline 'time_mean' needs the step index of every return")
+        index = step_index.long()
+        sums = torch.zeros(int(index.max()) + 1, dtype=returns.dtype).index_add_(0, index,
+                                                                                returns)
+        counts = torch.bincount(index, minlength=len(sums)).to(returns.dtype)
+        return (sums / counts)[index]
     if kind == 'value':
         return values.detach()
-    raise ValueError(f'baseline {kind!r} is not one of {BASELINES}')
+    raise ValueError(f'baseline {kind!r} is not one of {", ".join(ALL_BASELINES)}')
+
+
+def entropy_coefficient(decay: str, start: float, end: float, progress: float) -> float:
+    """The entropy weight at ``progress`` (0 at the first update, 1 at total_steps)."""
+    progress = min(max(progress, 0.0), 1.0)
+    if decay == 'constant':
+        return start
+    if decay == 'linear':
+        return start + (end - start) * progress
+    if decay == 'exponential':
+        return start * (end / start) ** progress
+    raise ValueError(f'ent_decay {decay!r} is not one of {", ".join(ENT_DECAYS)}')
 
 
 def reinforce_loss(log_probs: torch.Tensor, returns: torch.Tensor, baselines: torch.Tensor,
@@ -162,13 +272,18 @@ def collect_episodes(policy: ActorCritic, envs, episodes_per_env: int,
                         mask=np.stack(mask_list))
 
 
-def _flat_steps(batch: EpisodeBatch, gamma: float) -> tuple:
-    """(obs, actions, reward-to-go) of the masked steps, flattened."""
-    returns = batch_reward_to_go(batch.rewards * batch.mask, batch.done, gamma)
+def _flat_steps(batch: EpisodeBatch, gamma: float, returns_kind: str = 'reward_to_go',
+                reward_offset: float = 0.0, with_step_index: bool = False) -> tuple:
+    """(obs, actions, returns[, step index]) of the masked steps, flattened."""
+    rewards = offset_rewards(batch.rewards, batch.mask, reward_offset)
+    returns = step_returns(returns_kind, rewards, batch.done, gamma)
     keep = torch.from_numpy(batch.mask.reshape(-1) > 0)
     obs = batch.obs.flatten(0, 1)[keep]
     actions = batch.actions.flatten(0, 1)[keep]
-    return obs, actions, torch.as_tensor(returns.reshape(-1), dtype=torch.float32)[keep]
+    out = (obs, actions, torch.as_tensor(returns.reshape(-1), dtype=torch.float32)[keep])
+    if with_step_index:
+        out += (torch.from_numpy(episode_step_index(batch.done).reshape(-1))[keep],)
+    return out
 
 
 def _policy_parameters(policy: ActorCritic) -> list:
@@ -193,8 +308,6 @@ def fit_value(policy: ActorCritic, obs: torch.Tensor, returns: torch.Tensor, opt
 def train(env_fn, config: REINFORCEConfig = REINFORCEConfig(), log: TrainingLog = None,
           progress=None) -> RLResult:
     """Train an ``ActorCritic``'s actor (and critic, as a baseline) by REINFORCE."""
-    if config.baseline not in BASELINES:
-        raise ValueError(f'baseline {config.baseline!r} is not one of {BASELINES}')
     log = log or TrainingLog()
     with torch_settings(config.torch_threads, config.matmul_precision):
         return _train(env_fn, config, log, progress)
@@ -214,27 +327,32 @@ def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLRes
     env_steps = 0
     while env_steps < config.total_steps:
         batch = collect_episodes(policy, envs, config.episodes_per_env)
+        ent_coef = entropy_coefficient(config.ent_decay, config.ent_coef, config.ent_coef_end,
+                                       env_steps / config.total_steps)
         env_steps += batch.steps
-        obs, actions, returns = _flat_steps(batch, config.gamma)
+        obs, actions, returns, step_index = _flat_steps(
+            batch, config.gamma, config.returns, config.reward_offset, with_step_index=True)
         log_probs, entropy = policy.log_prob_entropy(obs, actions)
         with torch.no_grad():
             values = policy.value(obs)
-        baselines = baseline_values(config.baseline, returns, values)
+        baselines = baseline_values(config.baseline, returns, values, step_index)
         if config.normalize_advantage:
             scale = (returns - baselines).std() + 1e-8
             returns_used, baselines = returns / scale, baselines / scale
         else:
             returns_used = returns
-        loss = reinforce_loss(log_probs, returns_used, baselines, entropy, config.ent_coef)
+        loss = reinforce_loss(log_probs, returns_used, baselines, entropy, ent_coef)
         optimizer.zero_grad()
         loss.backward()
         if config.max_grad_norm:
             clip_grad_norm(policy_params, config.max_grad_norm)
         optimizer.step()
-        metrics = {'train/policy_loss': loss.item(), 'train/entropy': entropy.mean().item()}
+        metrics = {'train/policy_loss': loss.item(), 'train/entropy': entropy.mean().item(),
+                   'train/ent_coef': ent_coef}
         if config.baseline == 'value':
             metrics['train/value_loss'] = fit_value(policy, obs, returns, value_optimizer,
                                                     config.value_steps)
+        # The env's own return, whatever offset the learner sees.
         episode_returns = batch_reward_to_go(batch.rewards * batch.mask, batch.done, 1.0)
         starts = np.ones_like(batch.done)
         starts[1:] = batch.done[:-1]
@@ -311,8 +429,8 @@ def gradient_variances(policy: ActorCritic, env_fn, baselines=BASELINES, episode
     ``value_fit_steps`` Adam steps. ``policy`` itself is left untouched.
     """
     for baseline in baselines:
-        if baseline not in BASELINES:
-            raise ValueError(f'baseline {baseline!r} is not one of {BASELINES}')
+        if baseline not in ALL_BASELINES:
+            raise ValueError(f'baseline {baseline!r} is not one of {", ".join(ALL_BASELINES)}')
     if repeats < 2:
         raise ValueError(f'a variance needs at least 2 repeats, got {repeats}')
     policy = copy.deepcopy(policy).eval()
@@ -333,14 +451,15 @@ def gradient_variances(policy: ActorCritic, env_fn, baselines=BASELINES, episode
             for repeat in range(repeats):
                 batch = collect_episodes(policy, envs, 1, update_stats=False,
                                          seed=seed + repeat * episodes)
-                obs, actions, returns = _flat_steps(batch, gamma)
+                obs, actions, returns, step_index = _flat_steps(batch, gamma,
+                                                                with_step_index=True)
                 log_probs, entropy = policy.log_prob_entropy(obs, actions)
                 with torch.no_grad():
                     values = policy.value(obs)
                 for baseline in baselines:
                     loss = reinforce_loss(log_probs, returns,
-                                          baseline_values(baseline, returns, values), entropy,
-                                          0.0)
+                                          baseline_values(baseline, returns, values,
+                                                          step_index), entropy, 0.0)
                     grads = torch.autograd.grad(loss, params, retain_graph=True)
                     gradients[baseline].append(torch.cat([g.reshape(-1) for g in grads]))
             envs.close()
