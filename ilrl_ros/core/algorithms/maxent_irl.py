@@ -525,6 +525,9 @@ class ColouredGridConfig:
 
     def __post_init__(self):
         size, colours = int(self.size), int(self.colours)
+        if not 0.0 < self.gamma < 1.0:
+            raise ValueError(f'coloured grid gamma {self.gamma} is out of range; expected a '
+                             f'discount factor in (0, 1)')
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f'coloured grid floor {self.floor} is not a share of the cells; '
                              f'expected a number in [0, 1)')
