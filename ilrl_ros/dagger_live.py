@@ -67,6 +67,10 @@ class LiveDAggerConfig:
     label_tolerance_s: float = None
     """How long a label stays valid for a later command (unstamped labels, e.g. a human's
     Twist); None: the converter's default."""
+    expert: str = 'scripted'
+    """What the expert node of a graph started here (``--graph``) runs: 'scripted' or
+    'checkpoint:<folder>' (a teacher; ``ilrl_ros.core.experts.teacher``). A graph started
+    elsewhere runs what its expert node's ``expert`` parameter says."""
     expert_noise_std: tuple = ()
     """DART: noise on the command the expert drives with (one number or one per action
     field), set on the expert node's ``noise_std`` before round 0; empty: leave it as it is."""
@@ -390,7 +394,8 @@ def dagger_graph(task: str, out: str, seed: int, label_topic: str, **graph) -> G
 
 def graph_arguments(config: LiveDAggerConfig) -> list:
     """``ilrl sim`` arguments of the graph a live DAgger run needs (``--graph``)."""
-    return sim_argv(dagger_graph(config.task, config.out, config.seed, config.label_topic))
+    return sim_argv(dagger_graph(config.task, config.out, config.seed, config.label_topic,
+                                 expert_source=config.expert))
 
 
 def run_live_dagger(config: LiveDAggerConfig, start_graph: bool = False) -> int:

@@ -57,6 +57,9 @@ class GraphConfig:
         'Do not run the expert node.', flag='--no-expert', launch=False))
     expert_drive: bool = field(default=False, metadata=_described(
         'The expert drives the robot (demonstrations).'))
+    expert_source: str = field(default='scripted', metadata=_described(
+        "What the expert node runs: scripted (the task's expert) or checkpoint:<folder> (a "
+        "trained teacher acting on its own task's observation).", flag='--expert'))
     record: bool = field(default=False, metadata=_described('Run demo_recorder on the task '
                                                             'topics.'))
     record_autostart: bool = field(default=True, metadata=_described(
@@ -202,7 +205,8 @@ def node_parameters(config: GraphConfig) -> dict:
     if config.observation_node:
         out['observation'] = dict(common)
     if config.expert:
-        out['expert'] = {**common, 'drive': config.expert_drive}
+        out['expert'] = {**common, 'drive': config.expert_drive,
+                         'expert': config.expert_source}
     if config.transitions:
         out['transition_publisher'] = dict(common)
     if config.record:

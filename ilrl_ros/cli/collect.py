@@ -10,14 +10,17 @@ from ilrl_ros.cli.common import floats
 def cmd_collect(args) -> int:
     from ilrl_ros.core.train_log import console_progress
     from ilrl_ros.core.rollouts import aggregate, rollout
+    from ilrl_ros.core.experts.teacher import make_named_expert
     from ilrl_ros.core.spec import load_spec
-    from ilrl_ros.core.tasks import make_env, make_expert
+    from ilrl_ros.core.tasks import make_env
     spec = load_spec(args.task)
     if args.beta < 1.0 and not args.checkpoint:
         raise ValueError(f'--beta {args.beta} lets a learner drive some steps: give its '
                          f'--checkpoint')
     if args.dart:
         return _collect_dart(args, spec)
+    # A checkpoint teacher is loaded (and checked against the task) before any rollout.
+    expert = make_named_expert(spec, args.expert)
     learner = None
     if args.checkpoint:
         from ilrl_ros.core.checkpoint import load_checkpoint
@@ -26,9 +29,10 @@ def cmd_collect(args) -> int:
     print(f'collecting in the {spec.name} simulator (no ROS): '
           + (f'{args.steps} steps' if args.steps else f'{args.episodes} episodes')
           + (f', expert noise std {list(args.noise_std)}' if args.noise_std else '')
-          + (f', beta {args.beta} with {args.checkpoint}' if args.checkpoint else ''),
+          + (f', beta {args.beta} with {args.checkpoint}' if args.checkpoint else '')
+          + (f', expert {args.expert}' if args.expert != 'scripted' else ''),
           flush=True)
-    result = rollout(make_env(spec), make_expert(spec), learner, beta=args.beta,
+    result = rollout(make_env(spec), expert, learner, beta=args.beta,
                      noise=list(args.noise_std) if args.noise_std else None, seed=args.seed,
                      max_episode_steps=args.max_episode_steps or None,
                      progress=console_progress('collect'), **amount)
@@ -54,6 +58,8 @@ def _collect_dart(args, spec) -> int:
     if args.checkpoint or args.steps or args.label != 'expert':
         raise ValueError('--dart collects whole expert episodes with clean labels; leave out '
                          '--checkpoint, --steps and --label')
+    from ilrl_ros.core.experts.teacher import make_named_expert
+    expert = make_named_expert(spec, args.expert)
     config = DARTConfig(rounds=args.rounds, episodes_per_round=args.episodes,
                         initial_noise=list(args.noise_std) if args.noise_std else None,
                         alpha=args.alpha, max_episode_steps=args.max_episode_steps,
@@ -65,7 +71,7 @@ def _collect_dart(args, spec) -> int:
               f'dataset {metrics["dart/dataset_size"]:.0f}, eval success '
               f'{metrics["eval/success_rate"]:.0%}', flush=True)
 
-    result = run(spec, config, progress=progress)
+    result = run(spec, config, progress=progress, expert=expert)
     result.data.save(args.output)
     for row in result.rounds:
         print(json.dumps({k: row[k] for k in ('round', 'noise_std', 'new_labels',
@@ -96,12 +102,17 @@ def add_to(sub) -> None:
         'records the executed actions instead (mixed-quality data for RWR/AWR); --append adds '
         'to an existing dataset. --dart runs DART (Laskey et al. 2017): --rounds rounds of '
         "--episodes episodes, fitting a policy after each round and setting the next round's "
-        "noise to its error covariance on the expert's states.\n\n"
+        "noise to its error covariance on the expert's states. --expert checkpoint:<folder> "
+        "makes a trained policy the expert (a teacher: it sees its own task's observation, "
+        "e.g. the lidar, while the rows hold this task's, e.g. the camera; learning by "
+        'cheating).\n\n'
         'examples:\n'
         '  ilrl collect --task track_follow --episodes 3 -o data/expert.npz\n'
         '  ilrl collect --task track_follow --episodes 3 --noise-std 0.05,1.0 --label '
         'executed --append -o data/expert.npz\n'
-        '  ilrl collect --task track_follow --episodes 2 --dart --rounds 3 -o data/dart.npz')
+        '  ilrl collect --task track_follow --episodes 2 --dart --rounds 3 -o data/dart.npz\n'
+        '  ilrl collect --task track_follow_camera --expert checkpoint:checkpoints/teacher '
+        '--steps 2000 -o data/taught.npz')
     p.add_argument('--task', required=True, help='task name or spec YAML path')
     p.add_argument('--episodes', type=int, default=3,
                    help='episodes (per round with --dart) (default: %(default)s)')
@@ -126,6 +137,10 @@ def add_to(sub) -> None:
     p.add_argument('--beta', type=float, default=1.0,
                    help='probability per step that the expert acts (default: %(default)s)')
     p.add_argument('--checkpoint', default=None, help='the learner for --beta < 1')
+    p.add_argument('--expert', default='scripted', metavar='scripted|checkpoint:FOLDER',
+                   help="who labels (and drives, with --beta 1): the task's scripted expert or "
+                   "a trained checkpoint acting on its own task's observation (default: "
+                   '%(default)s)')
     p.add_argument('--label', choices=('expert', 'executed'), default='expert',
                    help="row labels: the expert's clean action (default) or the executed one")
     p.add_argument('--append', action='store_true',

@@ -17,12 +17,20 @@ def cmd_dagger(args) -> int:
             raise ValueError(f'--{live_only[0].replace("_", "-")} is for live DAgger over ROS '
                              '2; leave it out with --sim')
         return _dagger_sim(args)
+    from ilrl_ros.core.experts.teacher import parse_expert_name, SCRIPTED
+    parse_expert_name(args.expert)
+    if args.expert != SCRIPTED and not args.graph:
+        raise ValueError('--expert chooses the expert of a graph started here (--graph) or '
+                         "of --sim; a graph running already uses its expert node's `expert` "
+                         'parameter (e.g. ros2 launch ilrl_ros sim.launch.py '
+                         'expert_source:=checkpoint:<folder>)')
     from ilrl_ros.dagger_live import LiveDAggerConfig, run_live_dagger
     from ilrl_ros.graph_client import OperatorError
     config = LiveDAggerConfig(
         task=args.task, rounds=args.rounds, episodes_per_round=args.episodes_per_round,
         schedule=args.schedule, p=args.p, label_topic=args.label_topic or 'expert/action',
-        label_tolerance_s=args.label_tolerance, expert_noise_std=args.dart_noise or (),
+        label_tolerance_s=args.label_tolerance, expert=args.expert,
+        expert_noise_std=args.dart_noise or (),
         bc_steps=args.bc_steps, eval_episodes=args.eval_episodes,
         episode_timeout_s=args.episode_timeout, out=args.out, seed=args.seed)
     try:
@@ -37,8 +45,11 @@ def _dagger_sim(args) -> int:
     from ilrl_ros.core.algorithms.bc import BCConfig
     from ilrl_ros.core.algorithms.dagger import DAggerConfig, format_rounds, run
     from ilrl_ros.core.checkpoint import save_checkpoint
+    from ilrl_ros.core.experts.teacher import make_named_expert
     from ilrl_ros.core.spec import load_spec
     spec = load_spec(args.task)
+    # A checkpoint teacher is loaded and checked against the task before any round.
+    expert = make_named_expert(spec, args.expert)
     config = DAggerConfig(rounds=args.rounds, episodes_per_round=args.episodes_per_round,
                           schedule=args.schedule, p=args.p, eval_episodes=args.eval_episodes,
                           seed=args.seed, bc=BCConfig(steps=args.bc_steps, seed=args.seed))
@@ -51,7 +62,7 @@ def _dagger_sim(args) -> int:
 
     print(f'DAgger in the {spec.name} simulator (no ROS): {args.rounds} rounds of '
           f'{args.episodes_per_round} episodes', flush=True)
-    result = run(spec, config, progress=progress)
+    result = run(spec, config, progress=progress, expert=expert)
     out = Path(args.out)
     path = save_checkpoint(out / 'checkpoints' / 'final', result.policy, algorithm='dagger',
                            spec=spec, config=result.config,
@@ -82,7 +93,11 @@ def add_to(sub) -> None:
              'size, success rate, mean return.',
              'The graph must run already (ros2 launch ilrl_ros dagger.launch.py starts it and '
              'this command), or give --graph to start `ilrl sim` here. --sim runs DAgger in '
-             'the simulator without ROS (per-step mixing, evaluation episodes each round).')
+             'the simulator without ROS (per-step mixing, evaluation episodes each round).',
+             '--expert checkpoint:<folder> makes a trained policy the expert: a teacher that '
+             "acts on its own task's observation (e.g. track_follow's lidar) built from the "
+             "same robot's readings, labelling a student that sees this task's (e.g. "
+             "track_follow_camera's image): learning by cheating (Chen et al. 2020).")
     p = sub.add_parser(
         'dagger', help='DAgger: the policy drives, the expert labels, retrain, swap, repeat',
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,7 +106,8 @@ def add_to(sub) -> None:
         '  ilrl dagger --graph --task track_follow --rounds 4 --out dagger_out\n'
         '  ilrl dagger --graph --label-topic teleop/cmd_vel --label-tolerance 0.2\n'
         "  ilrl dagger --graph --dart-noise 0.05,0.5     # DART noise on the expert's drive\n"
-        '  ilrl dagger --sim --task track_follow --rounds 5')
+        '  ilrl dagger --sim --task track_follow --rounds 5\n'
+        '  ilrl dagger --sim --task track_follow_camera --expert checkpoint:checkpoints/teacher')
     p.add_argument('--task', default='track_follow', help='task (default: %(default)s)')
     p.add_argument('--rounds', type=int, default=4,
                    help='rounds, round 0 (expert demonstrations) included (default: '
@@ -123,6 +139,9 @@ def add_to(sub) -> None:
                    'per action field; the label stays clean')
     p.add_argument('--episode-timeout', type=float, default=None, metavar='SECONDS',
                    help="wall-clock wait per episode (default: 4 x the task's timeout + 60)")
+    p.add_argument('--expert', default='scripted', metavar='scripted|checkpoint:FOLDER',
+                   help="the expert: the task's scripted one or a trained checkpoint (a "
+                   'teacher), with --sim or --graph (default: %(default)s)')
     p.add_argument('--sim', action='store_true',
                    help='DAgger in the simulator, without ROS (ilrl_ros.core.algorithms.dagger)')
     p.set_defaults(func=cmd_dagger)

@@ -9,6 +9,13 @@ noise, clipped to the task's bounds, while the label on ``expert/action`` stays 
 action: DART (Laskey et al., "DART: Noise Injection for Robust Imitation Learning", CoRL
 2017) shows the learner the states it will drift into, each labelled with the expert's
 correction.
+
+The ``expert`` parameter chooses the controller: ``scripted`` (the task's scripted,
+privileged expert) or ``checkpoint:<folder>``, a trained policy as the teacher
+(``ilrl_ros.core.experts.teacher``). A teacher acts on the observation of the task it was
+trained on, assembled from this task's topics (a lidar teacher labelling for a camera
+student: learning by cheating, Chen et al. 2020); one whose action space, rate or sources do
+not fit this task is refused at start with the reason.
 """
 
 import sys
@@ -18,9 +25,9 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.parameter import Parameter
 
 from ilrl_ros import qos
+from ilrl_ros.core.experts.teacher import make_named_expert, SCRIPTED
 from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.rollouts import noise_factor
-from ilrl_ros.core.tasks import make_expert
 from ilrl_ros.messages import action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
                                    SafeNode, SourceSubscriptions)
@@ -49,6 +56,9 @@ def noise_std_factor(value, action_size: int):
 
 
 PARAMETERS = (
+    Param('expert', SCRIPTED, "What labels and drives: 'scripted' (the task's scripted "
+          "expert) or 'checkpoint:<folder>' (a trained teacher acting on its own task's "
+          'observation, built from these topics).'),
     Param('drive', False, "Also publish on the robot's command topic (drive the robot). Can be "
           'changed at runtime.', read_only=False),
     Param('frame_id', 'base_link', 'frame_id of stamped commands.'),
@@ -78,7 +88,11 @@ class Expert(SafeNode):
             self.get_logger().fatal(str(error))
             raise
         self._rng = np.random.default_rng(seed)
-        self.controller = make_expert(self.spec)
+        try:
+            self.controller = make_named_expert(self.spec, values['expert'])
+        except ValueError as error:
+            self.get_logger().fatal(str(error))
+            raise
         self.assembler = ObservationAssembler(self.spec, sources=self.controller.sources,
                                               sync_tolerance_s=declare_sync_tolerance(self))
         message = action_message_class(self.spec.action)
@@ -91,7 +105,8 @@ class Expert(SafeNode):
         # Whether the last command this node drove with was not zero: undone on stop/fault.
         self._moving = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.get_logger().info(f'expert for task {self.spec.name!r}, drive={self.drive}, '
+        self.get_logger().info(f'expert {values["expert"]!r} for task {self.spec.name!r}, '
+                               f'drive={self.drive}, '
                                f'noise_std={self.noise_std.tolist()}')
 
     @property

@@ -53,7 +53,8 @@ def _dagger_launch_arguments() -> dict:
 def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
     names = {name for name, _, _ in launch_arguments()}
     assert names == {'task', 'checkpoint', 'robot_mode', 'clock', 'real_time_factor',
-                     'policy_mode', 'expert_drive', 'record', 'record_autostart', 'bag_dir',
+                     'policy_mode', 'expert_drive', 'expert_source', 'record',
+                     'record_autostart', 'bag_dir',
                      'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic',
                      'reset_controller', 'action_delay_s', 'observation_delay_s'}
     for path in LAUNCH_FILES:
@@ -71,7 +72,9 @@ configs = st.builds(
     robot=st.booleans(), robot_mode=st.sampled_from(['lock_step', 'free_run']),
     clock=st.sampled_from(['sim', 'wall']),
     real_time_factor=st.floats(0.01, 100.0), policy_mode=st.sampled_from(['event', 'timer']),
-    expert_drive=st.booleans(), record=st.booleans(), record_autostart=st.booleans(),
+    expert_drive=st.booleans(),
+    expert_source=st.sampled_from(['scripted', 'checkpoint:/tmp/a b', 'checkpoint:-x']),
+    record=st.booleans(), record_autostart=st.booleans(),
     bag_dir=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1,
                     max_size=20),
     seed=st.integers(0, 2**31 - 1), max_episodes=st.integers(0, 1000),
