@@ -1,22 +1,27 @@
-"""Value iteration, policy iteration and Q-learning on AIMA's 4x3 gridworld, side by side.
+"""Value iteration, policy iteration and Q-learning on the 4x3 gridworld, side by side.
 
-Russell & Norvig, "Artificial Intelligence: A Modern Approach", 3rd ed., ch. 17: for each
-living reward R(s) given, the script solves the world exactly by value iteration and by
-policy iteration, learns it by tabular Q-learning from the gymnasium env (several seeds),
-and prints each method's utilities and policy as grids, its iterations or episodes and its
-time. For Q-learning it also prints how many seeds found value iteration's policy in every
-non-terminal cell, the largest error of max_a Q(s, a) against the optimal values, and the
-learning curve (mean return of the training episodes, exploration included, by tenths of
-the run). Nothing is asserted; it exits 0 unless the arguments are wrong.
+Russell & Norvig, "Artificial Intelligence: A Modern Approach", 3rd ed., ch. 17, in the
+lectures' setting by default (living reward -0.03, gamma 1, noise 0.2): for each living
+reward R(s) given, the script solves the world exactly by value iteration and by policy
+iteration, learns it by tabular Q-learning (several seeds, ``QLearningConfig``'s defaults
+unless told otherwise; transitions drawn from the tables by ``TableSampler``, as
+``GridworldEnv`` draws them, or through the gymnasium env with ``--through-env``), and
+prints each method's utilities and policy as grids, its iterations or episodes and its time.
+For Q-learning it prints, per seed, the episodes after which its greedy policy equalled
+value iteration's in every non-terminal cell and stayed equal ('-': not by the end), and the
+largest error of max_a Q(s, a) against the optimal values; then how many seeds found the
+optimal policy and the learning curve (mean return of the training episodes, exploration
+included, by tenths of the run). Nothing is asserted; it exits 0 unless the arguments are
+wrong.
 
 ::
 
     GridworldConfig ──> make_gridworld ──> TabularMDP (P, R, terminal) ──> value / policy iteration
-                                 └──> GridworldEnv (samples P, R) ──> Q-learning ──> Q, policy
+                                 └──> TableSampler / GridworldEnv ──> Q-learning ──> Q, policy
 
 Examples::
 
-    python bench/gridworld.py
+    python bench/gridworld.py                              # -0.03, 10 seeds (about a minute)
     python bench/gridworld.py --living-reward -0.04 -0.5 -2 --seeds 3
     python bench/gridworld.py --gamma 0.9 --noise 0.1 --episodes 20000 --lr-power 0.8
 """
@@ -75,26 +80,36 @@ def run_one(living_reward: float, args) -> None:
               f'{np.max(np.abs(pi.values - vi.values)):.1e}')
         print(indent(world.render_policy(pi.policy)))
 
-    env = GridworldEnv(config)
+    chosen = {name: value for name, value in (('episodes', args.episodes),
+                                               ('lr_power', args.lr_power),
+                                               ('epsilon_end', args.epsilon_end))
+              if value is not None}
+    reference = np.where(live, vi.policy, -1)
     found, errors, seconds, steps, curves, first = 0, [], [], 0, [], None
-    for seed in range(args.seeds):
-        q_config = q_learning.QLearningConfig(episodes=args.episodes, seed=seed,
-                                              lr_power=args.lr_power,
-                                              epsilon_end=args.epsilon_end)
-        result = q_learning.train(env, q_config)
+    print('\nQ-learning, per seed: episodes until its greedy policy equalled value '
+          "iteration's for good ('-': not by the end), max |max_a Q - V*|, seconds")
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        q_config = q_learning.QLearningConfig(seed=seed, **chosen)
+        env = GridworldEnv(config) if args.through_env \
+            else q_learning.TableSampler(world.mdp, config.max_steps)
+        result = q_learning.train(env, q_config, reference_policy=reference)
         first = first or result
-        found += bool(np.array_equal(result.policy[live], vi.policy[live]))
+        found += result.episodes_to_reference is not None
         errors.append(float(np.max(np.abs(result.q.max(axis=1) - vi.values)[live])))
         seconds.append(result.seconds)
         steps += result.steps
         curves.append([chunk.mean() for chunk in np.array_split(result.episode_returns, 10)])
-    print(f'\nQ-learning: {args.episodes} episodes x {args.seeds} seeds, '
+        needed = result.episodes_to_reference
+        print(f'    seed {seed:2d}: {needed if needed is not None else "-":>7}  '
+              f'{errors[-1]:.4f}  {result.seconds:5.1f}', flush=True)
+    print(f'Q-learning: {q_config.episodes} episodes x {args.seeds} seeds (lr_power '
+          f'{q_config.lr_power:g}, epsilon_end {q_config.epsilon_end:g}), '
           f'{statistics.mean(seconds):.2f} s per run, '
           f'{steps / sum(seconds) / 1e3:.0f} k steps/s; optimal policy from {found} of '
-          f'{args.seeds} seeds; max |max_a Q - V*| median {statistics.median(errors):.3f}')
+          f'{args.seeds} seeds; max |max_a Q - V*| median {statistics.median(errors):.4f}')
     curve = np.mean(curves, axis=0)
     print('    mean return by tenths of the run: ' + ' '.join(f'{v:+.3f}' for v in curve))
-    print('    seed 0:')
+    print(f'    seed {args.first_seed}:')
     print(indent(indent(world.render_values(first.q.max(axis=1)))))
     print(indent(indent(world.render_policy(first.policy))))
     print()
@@ -103,27 +118,34 @@ def run_one(living_reward: float, args) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog='gridworld.py', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--living-reward', type=float, nargs='+', default=[-0.04],
+    parser.add_argument('--living-reward', type=float, nargs='+', default=[-0.03],
                         metavar='R', help='R(s) of non-terminal cells; several values run '
-                        'one after another (default: -0.04)')
+                        "one after another (default: -0.03, the lectures')")
     parser.add_argument('--gamma', type=float, default=1.0,
                         help='discount factor in (0, 1] (default: %(default)s)')
     parser.add_argument('--noise', type=float, default=0.2,
                         help='probability of slipping 90 degrees (default: %(default)s)')
-    parser.add_argument('--episodes', type=int, default=5000,
-                        help='Q-learning episodes per seed (default: %(default)s)')
-    parser.add_argument('--seeds', type=int, default=5,
-                        help='Q-learning runs, seeds 0.. (default: %(default)s)')
-    parser.add_argument('--lr-power', type=float, default=0.7,
-                        help='Q-learning learning rate 1 / (1 + n)^power (default: '
-                             '%(default)s)')
-    parser.add_argument('--epsilon-end', type=float, default=0.1,
-                        help='Q-learning exploration after the decay (default: %(default)s)')
+    parser.add_argument('--episodes', type=int, default=None,
+                        help="Q-learning episodes per seed (default: QLearningConfig's)")
+    parser.add_argument('--seeds', type=int, default=10,
+                        help='Q-learning runs, seeds --first-seed.. (default: %(default)s)')
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='seed of the first Q-learning run (default: %(default)s)')
+    parser.add_argument('--lr-power', type=float, default=None,
+                        help="Q-learning learning rate 1 / (1 + n)^power (default: "
+                             "QLearningConfig's)")
+    parser.add_argument('--epsilon-end', type=float, default=None,
+                        help="Q-learning exploration after the decay (default: "
+                             "QLearningConfig's)")
+    parser.add_argument('--through-env', action='store_true',
+                        help='Q-learning steps the gymnasium GridworldEnv (about 4x slower) '
+                             'instead of drawing from the tables')
     parser.add_argument('--repeats', type=int, default=20,
                         help='runs of each exact solver for its median time, within about '
                              'a second (default: %(default)s)')
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.seeds < 1 or args.repeats < 1:
+    if (args.episodes is not None and args.episodes < 1) or args.seeds < 1 \
+            or args.repeats < 1:
         parser.error('--episodes, --seeds and --repeats must be at least 1')
     return args
 

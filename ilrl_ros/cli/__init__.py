@@ -27,10 +27,11 @@ import sys
 
 from ilrl_ros.cli import (bag, collect, convert, dagger, demo, evaluate, export, import_dataset,
                           info, learn, sim, train)
+from ilrl_ros.cli import gridworld
 
 # One module per verb, in the order `ilrl --help` lists them; each has add_to(sub).
 VERBS = (demo, dagger, sim, convert, bag, export, import_dataset, train, learn, collect,
-         evaluate, info)
+         evaluate, info, gridworld)
 
 
 def build_parser() -> argparse.ArgumentParser:

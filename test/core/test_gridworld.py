@@ -121,7 +121,10 @@ def test_discounted_values_equal_aimas_state_reward_utilities():
 def test_q_learning_converges_to_the_optimal_policy(world, optimal):
     env = GridworldEnv(GridworldConfig(living_reward=-0.04, gamma=1.0))
     log = TrainingLog()
-    result = q_learning.train(env, q_learning.QLearningConfig(episodes=5000, seed=0), log=log)
+    # 5000 episodes through the gymnasium env; AIMA's -0.04 has no near ties as close as the
+    # lectures' -0.03 (test_gridworld_lectures.py), so a faster-forgetting rate suffices.
+    config = q_learning.QLearningConfig(episodes=5000, seed=0, lr_power=0.7, log_every=100)
+    result = q_learning.train(env, config, log=log)
     assert _policy_by_cell(world, result.policy) == AIMA_POLICY
     live = ~world.mdp.terminal
     np.testing.assert_allclose(result.q.max(axis=1)[live], optimal.values[live], atol=0.05)
@@ -197,7 +200,7 @@ def test_env_is_deterministic_under_a_seed_and_passes_gymnasiums_checks():
 
 
 def test_text_pictures_for_people():
-    text = value_iteration.solve_and_print(GridworldConfig())
+    text = value_iteration.solve_and_print(GridworldConfig(living_reward=-0.04))
     lines = text.splitlines()
     assert ' 0.812  0.868  0.918 +1.000' in lines
     assert ' 0.762  #####  0.660 -1.000' in lines

@@ -37,8 +37,13 @@ def greedy_policy(q: np.ndarray) -> np.ndarray:
 
 
 def stopping_threshold(tolerance: float, gamma: float) -> float:
-    """Largest change of a sweep at which the values are within ``tolerance`` of optimal."""
-    return tolerance * (1.0 - gamma) / gamma if gamma < 1.0 else tolerance
+    """Largest change of a sweep at which the values are within ``tolerance`` of optimal.
+
+    Never below 1e-13: float64 round-off alone changes values of order 1 by about that
+    much, so a gamma just under 1 (bound ~0) would otherwise sweep until max_iterations.
+    """
+    bound = tolerance * (1.0 - gamma) / gamma if gamma < 1.0 else tolerance
+    return max(bound, min(tolerance, 1e-13))
 
 
 @dataclass

@@ -19,16 +19,41 @@ turns values back into AIMA's utilities (the terminals' rewards filled in).
 """
 
 from dataclasses import dataclass, field
+import numbers
 
 import gymnasium as gym
 import numpy as np
 
 ACTIONS = ('N', 'E', 'S', 'W')
 """Action names by index; each is 90 degrees clockwise from the one before."""
+OBSERVATIONS = ('index', 'one_hot')
+"""What ``GridworldEnv`` observes: the state index, or a one-hot vector of it."""
 ARROWS = ('^', '>', 'v', '<')
 """How a policy's action is drawn in a text grid (ASCII, so logs of any encoding show it)."""
 MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))
 """(d column, d row) of each action."""
+
+
+def slips(action: int, noise: float) -> tuple:
+    """Where an action really goes: ((direction, probability), ...), three of them.
+
+    The intended direction with 1 - noise, the two at 90 degrees to it with noise / 2 each.
+    """
+    n = len(ACTIONS)
+    return ((action, 1.0 - noise), ((action + 1) % n, noise / 2), ((action - 1) % n, noise / 2))
+
+
+def neighbour(config: 'GridworldConfig', cell: tuple, direction: int) -> tuple:
+    """The cell that moving in ``direction`` from ``cell`` reaches.
+
+    The next one that way, or ``cell`` itself where a wall or the edge is in the way.
+    """
+    d_column, d_row = MOVES[direction]
+    target = (cell[0] + d_column, cell[1] + d_row)
+    if target in config.walls or not (1 <= target[0] <= config.width
+                                      and 1 <= target[1] <= config.height):
+        return cell
+    return target
 
 
 def _cell(value, what: str) -> tuple:
@@ -44,7 +69,8 @@ def _cell(value, what: str) -> tuple:
 class GridworldConfig:
     """A gridworld: its layout, its noise and rewards, and how episodes start and end.
 
-    The defaults are AIMA's 4x3 world with R(s) = -0.04 and gamma = 1.
+    The defaults are the lectures' 4x3 world: AIMA's layout and noise with R(s) = -0.03 and
+    gamma = 1 (AIMA's own figures use R(s) = -0.04: ``GridworldConfig(living_reward=-0.04)``).
     """
 
     width: int = 4
@@ -58,8 +84,9 @@ class GridworldConfig:
     episode (a list of ((column, row), reward) pairs is also accepted)."""
     noise: float = 0.2
     """Probability that a move goes 90 degrees off, split evenly to the left and right."""
-    living_reward: float = -0.04
-    """R(s) of every non-terminal cell: the reward of each step taken from it."""
+    living_reward: float = -0.03
+    """R(s) of every non-terminal cell: the reward of each step taken from it (the lectures'
+    -0.03; AIMA's figures use -0.04)."""
     gamma: float = 1.0
     """Discount factor in (0, 1]. With 1, only policies that reach a terminal have values."""
     start: tuple = None
@@ -94,6 +121,11 @@ class GridworldConfig:
         if both:
             raise ValueError(f'gridworld cells {both} are both walls and terminals; a cell '
                              f'is one or the other')
+        for name in ('noise', 'living_reward', 'gamma'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not np.isfinite(value):
+                raise ValueError(f'gridworld {name} {value!r} is not a finite number')
         if not 0.0 <= self.noise <= 1.0:
             raise ValueError(f'gridworld noise {self.noise} is not a probability; expected a '
                              f'value in [0, 1] (AIMA: 0.2)')
@@ -186,6 +218,10 @@ class Gridworld:
             raise ValueError(f'gridworld cell {cell} is not a state: it is a wall or outside '
                              f'the {self.config.width}x{self.config.height} grid') from None
 
+    def move(self, state: int, direction: int) -> int:
+        """The state that moving in ``direction`` (slips aside) from ``state`` reaches."""
+        return self.cells.index(neighbour(self.config, self.cells[state], direction))
+
     def utilities(self, values: np.ndarray) -> np.ndarray:
         """AIMA's U(s) from values V(s): the same on non-terminals, R(s) on terminals."""
         return np.where(self.mdp.terminal, self.state_reward, values)
@@ -239,12 +275,8 @@ def make_gridworld(config: GridworldConfig = GridworldConfig()) -> Gridworld:
             P[s, :, s] = 1.0
             continue
         for a in range(A):
-            outcomes = ((a, 1.0 - config.noise), ((a + 1) % A, config.noise / 2),
-                        ((a - 1) % A, config.noise / 2))
-            for direction, probability in outcomes:
-                d_column, d_row = MOVES[direction]
-                target = (cell[0] + d_column, cell[1] + d_row)
-                P[s, a, index.get(target, s)] += probability
+            for direction, probability in slips(a, config.noise):
+                P[s, a, index[neighbour(config, cell, direction)]] += probability
             R[s, a, :] = state_reward[s] + arrival
     R[terminal] = 0.0
     if config.start is None:
@@ -259,21 +291,31 @@ def make_gridworld(config: GridworldConfig = GridworldConfig()) -> Gridworld:
 class GridworldEnv(gym.Env):
     """Gymnasium environment that samples transitions and rewards from a gridworld's tables.
 
-    Observations and actions are indices (``Discrete``); ``info['cell']`` is the agent's
-    (column, row). ``reset(options={'cell': (column, row)})`` or ``{'state': index}`` starts
-    from a given non-terminal state. Deterministic under ``reset(seed=...)``.
+    Actions are indices (``Discrete``: 0 N, 1 E, 2 S, 3 W); observations are the state index
+    (``Discrete``, for tabular learners) or, with ``observation='one_hot'``, a float32 vector
+    with a 1 at the state index (``Box``, for networks: DQN, REINFORCE, PPO).
+    ``info['cell']`` is the agent's (column, row). ``reset(options={'cell': (column, row)})``
+    or ``{'state': index}`` starts from a given non-terminal state. Deterministic under
+    ``reset(seed=...)``.
     """
 
-    metadata = {'render_modes': ['ansi']}
+    metadata = {'render_modes': ['ansi'], 'render_fps': 4}
 
-    def __init__(self, config: GridworldConfig = GridworldConfig(), render_mode: str = None):
+    def __init__(self, config: GridworldConfig = GridworldConfig(), render_mode: str = None,
+                 observation: str = 'index'):
         if render_mode not in (None, 'ansi'):
             raise ValueError(f'gridworld render_mode {render_mode!r} is not supported; '
                              "expected None or 'ansi' (text)")
+        if observation not in OBSERVATIONS:
+            raise ValueError(f'gridworld observation {observation!r} is not known; expected '
+                             f'one of {", ".join(OBSERVATIONS)}')
         self.world = make_gridworld(config)
         self.render_mode = render_mode
         mdp = self.world.mdp
-        self.observation_space = gym.spaces.Discrete(mdp.n_states)
+        self._one_hot = np.eye(mdp.n_states, dtype=np.float32) \
+            if observation == 'one_hot' else None
+        self.observation_space = gym.spaces.Discrete(mdp.n_states) if self._one_hot is None \
+            else gym.spaces.Box(0.0, 1.0, shape=(mdp.n_states,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(mdp.n_actions)
         self._cdf = np.cumsum(mdp.P, axis=2)
         self._cdf[..., -1] = 1.0  # so rounding can never leave a draw without a next state
@@ -285,6 +327,11 @@ class GridworldEnv(gym.Env):
     def gamma(self) -> float:
         """The discount factor of the task (for learners that need it)."""
         return self.world.mdp.gamma
+
+    def _observation(self):
+        if self._one_hot is None:
+            return self.state
+        return self._one_hot[self.state].copy()
 
     def _info(self) -> dict:
         return {'cell': self.world.cells[self.state]}
@@ -306,7 +353,7 @@ class GridworldEnv(gym.Env):
             raise ValueError(f'gridworld reset in {self.world.cells[state]}, a terminal '
                              f'cell; expected a cell to act from')
         self.state, self.steps, self._done = state, 0, False
-        return self.state, self._info()
+        return self._observation(), self._info()
 
     def step(self, action):
         if self._done:
@@ -326,7 +373,7 @@ class GridworldEnv(gym.Env):
         terminated = bool(self.world.mdp.terminal[nxt])
         truncated = not terminated and self.steps >= self.world.config.max_steps
         self._done = terminated or truncated
-        return self.state, reward, terminated, truncated, self._info()
+        return self._observation(), reward, terminated, truncated, self._info()
 
     def render(self):
         """The grid as text with the agent as 'A' (render_mode 'ansi')."""
@@ -341,3 +388,74 @@ class GridworldEnv(gym.Env):
             return '.'
         width = max(len(text(s)) for s in range(self.world.mdp.n_states))
         return self.world.grid(text, width) + '\n'
+
+
+GYMNASIUM_ID = 'ilrl/Gridworld4x3-v0'
+"""The lectures' 4x3 world with one-hot observations, registered with gymnasium by
+``ilrl_ros.core.envs``: ``gym.make('ilrl/Gridworld4x3-v0')``, ``ilrl train dqn --env ...``."""
+
+
+def make_gridworld_env(render_mode: str = None, observation: str = 'one_hot',
+                       **config) -> GridworldEnv:
+    """``GYMNASIUM_ID``'s entry point: a ``GridworldEnv``, one-hot observations by default.
+
+    ``GridworldConfig`` fields are keyword arguments, e.g.
+    ``gym.make(GYMNASIUM_ID, living_reward=-0.04)``.
+    """
+    unknown = sorted(set(config) - set(GridworldConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f'gridworld has no setting {", ".join(unknown)}; its settings: '
+                         f'{", ".join(GridworldConfig.__dataclass_fields__)}')
+    return GridworldEnv(GridworldConfig(**config), render_mode=render_mode,
+                        observation=observation)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a replayed trajectory, as the lecture slides walk through it."""
+
+    state: int
+    action: int
+    direction: int
+    """Where the move really went: ``action``, or 90 degrees off it (a slip)."""
+    next_state: int
+    reward: float
+    ret: float
+    """The return so far, sum of gamma^t r_{t+1} over the steps up to this one."""
+    terminated: bool
+
+
+def trajectory(world: Gridworld, policy, rng: np.random.Generator, start=None,
+               max_steps: int = 100) -> list:
+    """Play ``policy`` (an action per state, or a callable ``state -> action``) once.
+
+    Each move draws its real direction as the tables do (intended with 1 - noise, 90
+    degrees to either side with noise / 2 each), so a replay shows the slips. Starts from
+    the cell ``start`` or one drawn from the start distribution; stops on entering a terminal
+    or after ``max_steps``.
+    """
+    mdp, config = world.mdp, world.config
+    if int(max_steps) < 1:
+        raise ValueError(f'trajectory max_steps {max_steps} must be at least 1')
+    state = world.state(start) if start is not None \
+        else int(rng.choice(mdp.n_states, p=mdp.start))
+    if mdp.terminal[state]:
+        raise ValueError(f'trajectory start {world.cells[state]} is a terminal cell; expected '
+                         f'a cell to act from')
+    choose = policy if callable(policy) else np.asarray(policy).__getitem__
+    steps, ret, discount = [], 0.0, 1.0
+    for _ in range(int(max_steps)):
+        action = int(choose(state))
+        outcomes = slips(action, config.noise)
+        pick = rng.choice(len(outcomes), p=[p for _, p in outcomes])
+        direction = outcomes[pick][0]
+        next_state = world.move(state, direction)
+        reward = float(mdp.R[state, action, next_state])
+        ret += discount * reward
+        discount *= mdp.gamma
+        terminated = bool(mdp.terminal[next_state])
+        steps.append(Step(state, action, direction, next_state, reward, ret, terminated))
+        state = next_state
+        if terminated:
+            break
+    return steps
