@@ -122,6 +122,8 @@ def add_to(sub) -> None:
         w.add_argument('--log-dir', default=None, help='TensorBoard/CSV/PNG log folder')
         w.set_defaults(func=cmd_train_weighted,
                        config_flags=add_config_flags(w, _config_class(name), flatten=('bc',)))
+    from ilrl_ros.cli.train_adversarial import add_parsers as add_adversarial
+    add_adversarial(algos)
     from ilrl_ros.cli.train_irl import add_parser as add_irl
     add_irl(algos)
     from ilrl_ros.core.training import ALGORITHMS
