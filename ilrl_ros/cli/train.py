@@ -129,6 +129,8 @@ def add_to(sub) -> None:
     from ilrl_ros.core.training import ALGORITHMS
     about = {'reinforce': 'REINFORCE with reward-to-go and a baseline (Williams 1992)',
              'a2c': 'advantage actor-critic with GAE', 'ppo': 'PPO (Schulman et al. 2017)',
+             'recurrent_ppo': 'PPO with a memory: a GRU (--memory gru) or the last '
+                              '--history observations (--memory stack)',
              'dqn': 'DQN (Mnih et al. 2015); continuous tasks get discretised actions',
              'ddpg': 'DDPG (Lillicrap et al. 2015)', 'td3': 'TD3 (Fujimoto et al. 2018)',
              'sac': 'SAC with automatic entropy tuning (Haarnoja et al. 2018)',

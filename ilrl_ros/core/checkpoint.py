@@ -140,6 +140,16 @@ class LoadedPolicy:
             out = self.network(torch.from_numpy(obs).unsqueeze(0))[0]
         return out.numpy().astype(np.float64)
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network keeps a memory between ``act`` calls (``networks/memory.py``)."""
+        return bool(getattr(self.network, 'recurrent', False))
+
+    def reset(self) -> None:
+        """Clear the network's memory, as an episode starts (a no-op for a memoryless one)."""
+        if hasattr(self.network, 'reset'):
+            self.network.reset()
+
 
 _FILE_KINDS = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'),
                (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'),

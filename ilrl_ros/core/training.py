@@ -26,6 +26,7 @@ ALGORITHMS = {
     'reinforce': ('reinforce', 'REINFORCEConfig'),
     'a2c': ('a2c', 'A2CConfig'),
     'ppo': ('ppo', 'PPOConfig'),
+    'recurrent_ppo': ('ppo_recurrent', 'RecurrentPPOConfig'),
     'dqn': ('dqn', 'DQNConfig'),
     'ddpg': ('ddpg', 'DDPGConfig'),
     'td3': ('td3', 'TD3Config'),
@@ -34,7 +35,9 @@ ALGORITHMS = {
     'lqr': ('lqr', 'LQRConfig'),
 }
 # Our tasks that equal a gymnasium environment, whose tuned presets then apply.
-PRESET_FOR_TASK = {'pendulum': 'Pendulum-v1'}
+# pendulum_angle is Pendulum-v1 seen by its angle only: the same dynamics and reward, so the
+# same settings.
+PRESET_FOR_TASK = {'pendulum': 'Pendulum-v1', 'pendulum_angle': 'Pendulum-v1'}
 # Model-based RL plans with a known reward of the observation; the table in mbrl.py.
 MBRL_REWARD_FOR_TASK = {'pendulum': 'pendulum'}
 
@@ -176,4 +179,7 @@ def policy_actor(policy: torch.nn.Module, env: gym.Env):
         if isinstance(space, gym.spaces.Discrete):
             return int(round(float(out[0])))
         return out.astype(space.dtype)
+    if getattr(policy, 'recurrent', False):
+        # evaluate_policy clears a memory between episodes through these.
+        act.recurrent, act.reset = True, policy.reset
     return act

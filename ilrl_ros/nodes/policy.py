@@ -200,6 +200,7 @@ class Policy(SafeNode):
     def _activate(self, loaded) -> None:
         # The control callbacks read self._policy once per tick: assigning it is the swap.
         self._policy = loaded
+        loaded.reset()  # a recurrent policy starts with no memory of the probes or of the past
         # A lock-step robot waits for a command before it publishes again: answer the
         # observation it is waiting on as soon as it is repeated.
         self._answer_repeat = True
@@ -316,6 +317,9 @@ class Policy(SafeNode):
         """
         self.history.reset()
         self._previous_command = None
+        # A policy with memory forgets the last episode (networks/memory.py).
+        if self._policy is not None:
+            self._policy.reset()
         for stamp, command in self._sent:
             if stamp >= start_ns:
                 self.history.push(command)
@@ -373,6 +377,10 @@ class Policy(SafeNode):
             return
         self._counts['stale'] += 1
         self._stale_now = True
+        # A policy with memory saw no step of the gap: its memory would join observations
+        # from before and after it as if they were one period apart (a stacked velocity
+        # spanning the gap). It starts again as at an episode start.
+        self._policy.reset()
         self.get_logger().warn(f'stale input, commanding zero: {text}',
                                throttle_duration_sec=1.0)
         self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)

@@ -22,6 +22,8 @@ from ilrl_ros.core.networks import (
     ActorCritic,
     DeterministicActor,
     make_policy,
+    MemoryActorCritic,
+    MemoryPolicy,
     MLPPolicy,
     MPCPolicy,
     NETWORK_TYPES,
@@ -68,6 +70,11 @@ def one_of_each_type() -> dict:
                                                           hidden=(16, 16)), pendulum),
         'linear_feedback': (pendulum_lqr(pendulum).policy, pendulum),
         'mpc': (mpc, pendulum),
+        'memory_mlp': (MemoryPolicy(3, 1, hidden=(16,), memory='gru', memory_size=8),
+                       pendulum),
+        'memory_actor_critic': (MemoryActorCritic(3, 1, hidden=(16,), memory='stack',
+                                                  history=3, action_low=[-2.0],
+                                                  action_high=[2.0]), pendulum),
     }
     for kind, (network, _) in networks.items():
         assert network.description()['type'] == kind

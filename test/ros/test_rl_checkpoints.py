@@ -21,8 +21,10 @@ from ilrl_testing import Probe, ros_context, wait_for
 # Just enough steps for each algorithm to run its updates once or twice: this checks the
 # plumbing from training to the robot, not the learning (the algorithms' tests do that).
 TINY_STEPS = {'reinforce': 400, 'a2c': 400, 'ppo': 400, 'dqn': 600, 'ddpg': 600, 'td3': 600,
-              'sac': 600, 'mbrl': 700, 'lqr': None}
+              'sac': 600, 'mbrl': 700, 'lqr': None, 'recurrent_ppo': 256}
 TINY_SETTINGS = {'ppo': {'num_envs': 2, 'num_steps': 128, 'batch_size': 64},
+                 'recurrent_ppo': {'num_envs': 2, 'num_steps': 64, 'batch_size': 64,
+                                   'seq_len': 16, 'epochs': 2},
                  'mbrl': {'random_steps': 500, 'steps_per_iteration': 200,
                           'first_fit_steps': 100, 'fit_steps': 50}}
 

@@ -46,6 +46,17 @@ class BCConfig:
     """Seed for initialisation, the split and minibatches."""
     log_every: int = 200
     """Log and report progress every this many steps."""
+    memory: str = 'none'
+    """'none' (a policy of the current observation), 'stack' (of the last ``history``
+    observations) or 'gru' (a recurrent policy); with a memory the network is trained on
+    episode chunks (``bc_memory.py``) and keeps its state between actions until reset."""
+    history: int = 4
+    """Observations a 'stack' memory holds, this one included (1 to 64)."""
+    memory_size: int = 64
+    """Hidden units of a 'gru' memory (1 to 4096)."""
+    chunk: int = 32
+    """With a memory: steps per gradient step; gradients flow back through a chunk only
+    (truncated backpropagation through time), the state carries on to the next."""
 
 
 def _batch_mean(per_sample: torch.Tensor, weights: torch.Tensor = None) -> torch.Tensor:
@@ -137,6 +148,16 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
     if len(data) < 2:
         raise ValueError(f'behavior cloning needs at least 2 samples, the dataset has '
                          f'{len(data)}')
+    if config.memory != 'none':
+        from ilrl_ros.core.algorithms.bc_memory import train_memory
+        started, log = time.monotonic(), log or TrainingLog()
+        rng = np.random.default_rng(config.seed)
+        split = split_episodes(data.episode, config.val_fraction, rng)
+        policy, train_loss, val_loss = train_memory(data, config, split, rng, log, progress,
+                                                    weights, init_policy)
+        return TrainResult(policy=policy, log=log, config={**asdict(config), 'hidden': list(
+            config.hidden)}, train_loss=train_loss, val_loss=val_loss,
+            seconds=time.monotonic() - started)
     if weights is not None:
         weights = check_weights(weights, len(data))
     log = log or TrainingLog()

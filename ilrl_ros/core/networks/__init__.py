@@ -11,6 +11,8 @@ import math
 from ilrl_ros.core.networks.actor_critic import ActorCritic
 from ilrl_ros.core.networks.actors import DeterministicActor, SquashedGaussianActor
 from ilrl_ros.core.networks.linear_feedback import LinearFeedbackPolicy
+from ilrl_ros.core.networks.memory import (check_memory, memory_values, MemoryActorCritic,
+                                           MemoryPolicy)
 from ilrl_ros.core.networks.mlp import (
     ACTIVATIONS,
     ConvPolicy,
@@ -25,7 +27,8 @@ from ilrl_ros.core.spec import ACTION_MAX_SIZE, OBSERVATION_MAX_SIZE
 
 __all__ = [
     'ACTIVATIONS', 'ActorCritic', 'build_policy', 'check_description', 'ConvPolicy',
-    'DeterministicActor', 'DynamicsEnsemble', 'LinearFeedbackPolicy', 'make_policy', 'mlp',
+    'DeterministicActor', 'DynamicsEnsemble', 'LinearFeedbackPolicy', 'make_policy',
+    'MemoryActorCritic', 'MemoryPolicy', 'mlp',
     'MLPPolicy', 'MPCPolicy', 'NETWORK_TYPES', 'PlannerConfig', 'QPolicy',
     'SquashedGaussianActor',
 ]
@@ -43,6 +46,8 @@ NETWORK_TYPES = {
     'squashed_gaussian_actor': SquashedGaussianActor,
     'linear_feedback': LinearFeedbackPolicy,
     'mpc': MPCPolicy,
+    'memory_mlp': MemoryPolicy,
+    'memory_actor_critic': MemoryActorCritic,
 }
 
 # What a network description may ask for. A description comes from a checkpoint's manifest,
@@ -208,7 +213,10 @@ def check_description(description) -> None:
                   for start, height, width in images]
     if 'planner' in description:
         _check_planner(description['planner'], ensemble_size)
-    values = _values_bound(description, hidden, channels, layout)
+    if description['type'].startswith('memory_'):
+        check_memory(description.get('memory'), description.get('history'),
+                     description.get('memory_size'))
+    values = _values_bound(description, hidden, channels, layout) + memory_values(description)
     if values > MAX_NETWORK_VALUES:
         raise ValueError(f'the network described would hold up to {values} numbers; at most '
                          f'{MAX_NETWORK_VALUES} are built')

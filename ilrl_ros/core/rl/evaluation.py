@@ -36,6 +36,19 @@ class FunctionLearner:
         self.act = function
 
 
+def reset_memory(learner) -> None:
+    """Clear a recurrent learner's memory as an episode starts (``networks/memory.py``).
+
+    The learner, its ``network`` or its ``act`` function may be the one marked ``recurrent``
+    with a ``reset()``; without it the last episode's state would carry into the next.
+    Memoryless learners are left alone.
+    """
+    for owner in (learner, getattr(learner, 'network', None), getattr(learner, 'act', None)):
+        if getattr(owner, 'recurrent', False) and callable(getattr(owner, 'reset', None)):
+            owner.reset()
+            return
+
+
 def as_learner(policy):
     """Return ``policy`` if it has ``act``; wrap a torch network's ``forward`` or a function."""
     if hasattr(policy, 'act'):
@@ -184,6 +197,7 @@ def evaluate_policy(env, policy, episodes: int = 10, seed: int = 10_000,
     stats = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
+        reset_memory(learner)
         tally, done = EpisodeTally(), False
         while not done:
             obs, reward, terminated, truncated, info = env.step(learner.act(obs))
