@@ -18,7 +18,9 @@ on privileged input, then let it label a student that sees only its own sensors.
 Printed: a table of lap success (laps without touching a wall, over the same
 ``--eval-episodes`` evaluation starts, seeds 10000 + k) and mean return of the teacher on
 its own task, of the teacher driving the camera robot (the same physics: it should match),
-and of the BC and DAgger students at each label budget, per seed and pooled. Written to
+and of the BC and DAgger students at each label budget, per seed and pooled; with
+``--students-of scripted`` also of students of the scripted pure-pursuit expert, the same
+rounds, for reference. Written to
 ``--out``: ``results.json`` and ``results.md``. Nothing is asserted.
 
 Examples::
@@ -26,6 +28,8 @@ Examples::
     python bench/learning_by_cheating.py --out bench/results/learning_by_cheating
     python bench/learning_by_cheating.py --teacher runs/lbc/teacher --seeds 0 1 --budgets 500 2000
     python bench/learning_by_cheating.py --algorithm ppo --teacher-steps 200000 --quick
+    python bench/learning_by_cheating.py --teacher T --students-of teacher scripted --seeds 1
+    python bench/learning_by_cheating.py --merge out/*/results.json --out out/all
 """
 
 import argparse
@@ -53,6 +57,10 @@ from ilrl_ros.core.training import train_rl  # noqa: E402
 TEACHER_TASK = 'track_follow'
 STUDENT_TASK = 'track_follow_camera'
 EVAL_SEED = 10_000
+# Table rows: method key, name.
+METHODS = (('bc', 'BC student'), ('dagger', 'DAgger student'),
+           ('scripted-bc', 'BC student of the scripted expert'),
+           ('scripted-dagger', 'DAgger student of the scripted expert'))
 
 
 def parse_args(argv=None):
@@ -85,6 +93,13 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=128, help='Minibatch of every fit.')
     parser.add_argument('--out', type=Path, default=Path('bench_out/learning_by_cheating'),
                         help='Folder for the teacher checkpoint, results.json and results.md.')
+    parser.add_argument('--students-of', nargs='+', choices=('teacher', 'scripted'),
+                        default=['teacher'],
+                        help="Whose labels the students learn from: the teacher's, and/or the "
+                             "scripted pure-pursuit expert's (a reference; same rounds).")
+    parser.add_argument('--merge', nargs='+', type=Path, metavar='RESULTS_JSON',
+                        help='Run nothing: merge the results.json of runs with the same '
+                             'teacher (e.g. one per seed, run in parallel) into one table.')
     parser.add_argument('--quick', action='store_true',
                         help='Smoke run: 2 evaluation laps, 200 gradient steps a fit.')
     args = parser.parse_args(argv)
@@ -134,8 +149,8 @@ def increments(budgets: list) -> tuple:
     return tuple(int(b - a) for a, b in zip([0, *budgets[:-1]], budgets))
 
 
-def run_students(args, expert_name: str, student_spec, seed: int) -> dict:
-    """BC and DAgger students of one seed: {method: [row per budget]}."""
+def run_students(args, expert_name: str, student_spec, seed: int, prefix: str = '') -> dict:
+    """BC and DAgger students of one seed: {prefix + method: [row per budget]}."""
     rows = {}
     bc = BCConfig(head='deterministic', steps=args.bc_steps, batch_size=args.batch_size,
                   val_fraction=0.0, seed=seed, log_every=max(1, args.bc_steps))
@@ -151,41 +166,73 @@ def run_students(args, expert_name: str, student_spec, seed: int) -> dict:
         for budget, policy, row in zip(args.budgets, result.policies, result.rounds):
             summary = evaluate_policy(make_env(student_spec), policy, args.eval_episodes,
                                       EVAL_SEED).summary()
-            rows.setdefault(method, []).append(
+            rows.setdefault(prefix + method, []).append(
                 {'labels': budget, **scored(summary), 'dataset_size': row['dataset_size'],
                  'seconds': time.monotonic() - started})
-            log(f'seed {seed} {method:6s} {budget:5d} labels: success '
+            log(f'seed {seed} {prefix + method:15s} {budget:5d} labels: success '
                 f'{summary["success_rate"]:.0%}, return {summary["mean_return"]:.1f}')
     return rows
 
 
 def table(results: dict) -> str:
-    lines = ['| policy | sees | labels | seed | lap success | mean return |',
-             '|---|---|---:|---:|---:|---:|']
+    """Teacher rows, then a row per student method and label budget, seeds side by side."""
+    seeds = list(results['students'])
+    lines = [f'| policy | sees | labels | lap success, seed {", ".join(map(str, seeds))} | '
+             'mean lap success | mean return |', '|---|---|---:|---:|---:|---:|']
     t = results['teacher']
-    lines.append(f'| teacher ({results["algorithm"]}) | lidar 36 + odometry | - | - | '
-                 f'{t["own_task"]["success_rate"]:.0%} | {t["own_task"]["mean_return"]:.1f} |')
-    lines.append(f'| teacher driving the camera robot | lidar 36 + odometry | - | - | '
-                 f'{t["camera_robot"]["success_rate"]:.0%} | '
-                 f'{t["camera_robot"]["mean_return"]:.1f} |')
-    for method, name in (('bc', 'BC student'), ('dagger', 'DAgger student')):
+    for name, key in ((f'teacher ({results["algorithm"]})', 'own_task'),
+                      ('teacher driving the camera robot', 'camera_robot')):
+        lines.append(f'| {name} | lidar 36 + odometry | - | - | '
+                     f'{t[key]["success_rate"]:.0%} | {t[key]["mean_return"]:.1f} |')
+    for method, name in METHODS:
         for budget in results['budgets']:
-            rows = [(seed, row) for seed, per in results['students'].items()
-                    for row in per[method] if row['labels'] == budget]
-            for seed, row in rows:
-                lines.append(f'| {name} | camera 32x24 + odometry | {budget} | {seed} | '
-                             f'{row["success_rate"]:.0%} | {row["mean_return"]:.1f} |')
-            if len(rows) > 1:
-                success = np.mean([r['success_rate'] for _, r in rows])
-                ret = np.mean([r['mean_return'] for _, r in rows])
-                lines.append(f'| {name} | camera 32x24 + odometry | {budget} | mean | '
-                             f'{success:.0%} | {ret:.1f} |')
+            rows = [row for seed in seeds for row in results['students'][seed].get(method, [])
+                    if row['labels'] == budget]
+            if not rows:
+                continue
+            each = ', '.join(f'{r["success_rate"]:.0%}' for r in rows)
+            lines.append(f'| {name} | camera 32x24 + odometry | {budget} | {each} | '
+                         f'{np.mean([r["success_rate"] for r in rows]):.0%} | '
+                         f'{np.mean([r["mean_return"] for r in rows]):.1f} |')
     return '\n'.join(lines)
+
+
+def merge(paths: list) -> dict:
+    """One results dict from several runs of one teacher: students by seed, budgets joined."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:]):
+        if run['teacher_path'] != first['teacher_path'] or run['teacher'] != first['teacher']:
+            raise SystemExit(f'{path} has another teacher than {paths[0]}; merge runs of one')
+    merged = {**first, 'students': {}, 'seconds': sum(r['seconds'] for r in runs),
+              'budgets': sorted({b for r in runs for b in r['budgets']})}
+    for run in runs:
+        for seed, methods in run['students'].items():
+            into = merged['students'].setdefault(seed, {})
+            for method, rows in methods.items():
+                into.setdefault(method, []).extend(rows)
+    return merged
+
+
+def write(results: dict, args) -> None:
+    text = table(results)
+    seconds = results['teacher_seconds']
+    header = (f'Teacher {results["algorithm"]} on {TEACHER_TASK} ({results["teacher_steps"]} '
+              'steps' + (f', {seconds:.0f} s' if seconds else '') + '); students on '
+              f'{STUDENT_TASK}, {results["bc_steps"]} BC steps a fit, '
+              f'{results["eval_episodes"]} evaluation laps; {results["seconds"]:.0f} s in all.')
+    (args.out / 'results.json').write_text(json.dumps(results, indent=2))
+    (args.out / 'results.md').write_text(f'# Learning by cheating\n\n{header}\n\n{text}\n')
+    print(f'\n{header}\n\n{text}\n\nwrote {args.out / "results.json"} and '
+          f'{args.out / "results.md"}')
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        write(merge(args.merge), args)
+        return 0
     started = time.monotonic()
     with torch_settings(1):
         teacher_seconds = None
@@ -217,17 +264,14 @@ def main(argv=None) -> int:
                    'teacher': {'own_task': scored(own), 'camera_robot': scored(driving)},
                    'students': {}}
         for seed in args.seeds:
-            results['students'][seed] = run_students(args, name, student_spec, seed)
+            results['students'][seed] = {}
+            if 'teacher' in args.students_of:
+                results['students'][seed].update(run_students(args, name, student_spec, seed))
+            if 'scripted' in args.students_of:
+                results['students'][seed].update(run_students(
+                    args, 'scripted', student_spec, seed, prefix='scripted-'))
     results['seconds'] = time.monotonic() - started
-    text = table(results)
-    header = (f'Teacher {results["algorithm"]} on {TEACHER_TASK} ({results["teacher_steps"]} steps'
-              + (f', {teacher_seconds:.0f} s' if teacher_seconds else '') + '); students on '
-              f'{STUDENT_TASK}, {args.bc_steps} BC steps a fit, {args.eval_episodes} '
-              f'evaluation laps; {results["seconds"]:.0f} s in all.')
-    (args.out / 'results.json').write_text(json.dumps(results, indent=2))
-    (args.out / 'results.md').write_text(f'# Learning by cheating\n\n{header}\n\n{text}\n')
-    print(f'\n{header}\n\n{text}\n\nwrote {args.out / "results.json"} and '
-          f'{args.out / "results.md"}')
+    write(results, args)
     return 0
 
 
