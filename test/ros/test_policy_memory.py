@@ -57,8 +57,12 @@ def test_the_node_resets_a_gru_policy_at_an_episode_start(tmp_path):
                          effort=[0.0])
         msg.header.stamp = ns_to_stamp(driver.get_clock().now().nanoseconds)
         states.publish(msg)
-        wait_for(lambda: len(probe.commands) > before, 30, f'a command for the angle {theta}')
-        return float(probe.commands[before][1][0])
+
+        def answer():
+            # Until the first observation the watchdog commands exactly zero (stale input).
+            values = [float(v[0]) for _, v in list(probe.commands)[before:] if v[0] != 0.0]
+            return values[:1]
+        return wait_for(answer, 30, f'a command for the angle {theta}')[0]
 
     try:
         wait_for(lambda: states.get_subscription_count() and events.get_subscription_count()
