@@ -1,9 +1,10 @@
-"""The policy node clears a recurrent policy's memory at an episode start, over real ROS 2."""
+"""The policy node clears a recurrent policy's memory at an episode start and on stale input."""
 
 import json
 import time
 
 import numpy as np
+import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -33,7 +34,8 @@ def _gru_checkpoint(path):
                            provenance={'made_by': 'test'}), network
 
 
-def test_the_node_resets_a_gru_policy_at_an_episode_start(tmp_path):
+@pytest.mark.parametrize('clear', ['episode_start', 'stale_input'])
+def test_the_node_resets_a_gru_policy_at_an_episode_start_and_on_stale_input(tmp_path, clear):
     path, network = _gru_checkpoint(tmp_path / 'gru')
     with torch.no_grad():
         fresh = float(network(torch.tensor([[np.cos(0.3), np.sin(0.3)]],
@@ -42,8 +44,9 @@ def test_the_node_resets_a_gru_policy_at_an_episode_start(tmp_path):
     policy = Policy(context=context, parameter_overrides=[
         Parameter('task', value=TASK), Parameter('mode', value='event'),
         Parameter('checkpoint', value=str(path)),
-        # No stale-input reset during the test's pauses: only the episode start may clear.
-        Parameter('max_observation_age_s', value=60.0)])
+        # Episode start: no stale input in the test's pauses, only the start may clear. Stale
+        # input: a pause of 2 s is a gap in the observations.
+        Parameter('max_observation_age_s', value=60.0 if clear == 'episode_start' else 1.0)])
     probe = Probe(TASK, context)
     driver = Node('driver', context=context)
     states = driver.create_publisher(JointState, 'joint_states', qos.SENSOR)
@@ -74,11 +77,16 @@ def test_the_node_resets_a_gru_policy_at_an_episode_start(tmp_path):
         # The same angle after three others: the GRU's memory changes the command ...
         assert abs(carried - first) > 1e-4
         assert abs(first - fresh) < 1e-5
-        events.publish(String(data=json.dumps(
-            {'event': 'start', 'episode': 2,
-             'stamp_ns': driver.get_clock().now().nanoseconds})))
-        time.sleep(0.5)
-        # ... and after the episode start it is a fresh policy's again.
+        if clear == 'episode_start':
+            events.publish(String(data=json.dumps(
+                {'event': 'start', 'episode': 2,
+                 'stamp_ns': driver.get_clock().now().nanoseconds})))
+            time.sleep(0.5)
+        else:
+            stale = policy.status_counts()['stale']
+            time.sleep(2.0)
+            assert policy.status_counts()['stale'] > stale
+        # ... and after the episode start, or the gap, it is a fresh policy's again.
         assert abs(command_for(0.3) - fresh) < 1e-5
     finally:
         spinner.shutdown()
