@@ -183,3 +183,6 @@ def test_collect_with_a_teacher_from_the_command_line(teacher, tmp_path, capsys)
     assert not (tmp_path / 'x.npz').exists()
     assert main(['dagger', '--sim', '--task', 'pendulum', '--expert', 'teacher']) == 2
     assert "expert 'teacher' is not known" in capsys.readouterr().err
+    # On a graph running already, the expert node's own parameter chooses the expert.
+    assert main(['dagger', '--expert', f'checkpoint:{teacher}']) == 2
+    assert "expert node's `expert` parameter" in capsys.readouterr().err
