@@ -99,6 +99,9 @@ ROBOT_PARAMS = {
         'camera_height': ('count', 4, 1024, 'pixels'),
         'camera_fov_deg': ('number', 10.0, 170.0, 'degrees'),
         'camera_noise_std': ('number', 0.0, 255.0, 'grey levels'),
+        # Round posts in the corridor (track_obstacle), [{s, lateral, radius}] in metres; the
+        # world checks that each stands inside the corridor (core/world/obstacles.py).
+        'obstacles': ('posts', 64),
     },
     'pendulum': {
         'joint': ('name',),
@@ -1023,6 +1026,21 @@ def _check_any_param(value: Any, where: str) -> None:
             raise SpecError(f'{where}: expected {_ANY_PARAM}, got {_show(value)}')
 
 
+def _check_posts(value: Any, where: str, most: int) -> None:
+    """Check a list of round posts, each {s, lateral (optional), radius} in metres."""
+    wanted = f'a list of at most {most} posts, each {{s, lateral, radius}} in metres'
+    if not isinstance(value, list) or len(value) > most:
+        raise SpecError(f'{where}: expected {wanted}, got {_show(value)}')
+    for i, post in enumerate(value):
+        if not isinstance(post, dict) or not {'s', 'radius'} <= set(post) \
+                or not set(post) <= {'s', 'lateral', 'radius'}:
+            raise SpecError(f'{where}[{i}]: expected a mapping with s, radius and optionally '
+                            f'lateral (metres), got {_show(post)}')
+        _check_number(post['s'], f'{where}[{i}].s', -NUMBER_MAX, NUMBER_MAX, 'm')
+        _check_number(post.get('lateral', 0.0), f'{where}[{i}].lateral', -5.0, 5.0, 'm')
+        _check_number(post['radius'], f'{where}[{i}].radius', 0.0, 5.0, 'm', positive=True)
+
+
 def _parse_robot_params(sim: str, params: _Section) -> dict:
     """Check ``robot.params`` against the limits of the simulator that reads them."""
     table = ROBOT_PARAMS.get(sim)
@@ -1041,6 +1059,8 @@ def _parse_robot_params(sim: str, params: _Section) -> dict:
             params.float(key, low=limits[0], high=limits[1], unit=limits[2])
         elif kind == 'count':
             params.int(key, *limits)
+        elif kind == 'posts':
+            _check_posts(params.raw(key), where, limits[0])
         else:
             low, high, unit, size = limits
             value = params.raw(key)

@@ -56,13 +56,24 @@ def make_env(spec: TaskSpec, action_delay_steps: int = 0):
 
 
 class TrackExpert:
-    """Pure pursuit on the known centerline, from the odometry pose (privileged)."""
+    """Pure pursuit on the known centerline, from the odometry pose (privileged).
+
+    On a track with posts (``robot.params.obstacles``) it passes each on a random side
+    (``ObstaclePassing``; option ``seed`` seeds the coin).
+    """
 
     def __init__(self, spec: TaskSpec, **options):
         from ilrl_ros.core.experts.pure_pursuit import PurePursuit
         self.spec = spec
         self.track = make_world(spec)
-        self.controller = PurePursuit(self.track, **options)
+        if getattr(self.track, 'obstacles', ()):
+            # Posts in the corridor: swerve around each, on a side drawn at random.
+            from ilrl_ros.core.experts.obstacle_pass import ObstaclePassing
+            self.controller = ObstaclePassing(
+                self.track, robot_radius=float(spec.sim_params.get('robot_radius', 0.105)),
+                **options)
+        else:
+            self.controller = PurePursuit(self.track, **options)
         (self.source,) = [s.name for s in spec.sources.values() if s.kind == 'odometry']
 
     @property

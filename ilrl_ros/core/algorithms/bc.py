@@ -2,9 +2,11 @@
 
 Pomerleau, "ALVINN: An Autonomous Land Vehicle in a Neural Network", NIPS 1988; the
 maximum-likelihood view as in Bain & Sammut, "A Framework for Behavioural Cloning", 1995.
-Two heads: a deterministic one trained by mean squared error, and a diagonal Gaussian
-trained by maximum likelihood. Observations and actions are normalised with statistics of
-the training set, which the checkpoint stores inside the network.
+Three heads: a deterministic one trained by mean squared error, a diagonal Gaussian
+trained by maximum likelihood, and a mixture of Gaussians (``mdn``; Bishop, "Mixture Density
+Networks", 1994) for demonstrations with more than one answer per state. Observations and
+actions are normalised with statistics of the training set, which the checkpoint stores
+inside the network.
 """
 
 from dataclasses import asdict, dataclass
@@ -17,9 +19,13 @@ import torch
 
 from ilrl_ros.core.data import Demonstrations, Normalizer
 from ilrl_ros.core.networks import make_policy, MLPPolicy
+from ilrl_ros.core.networks.mixture import (check_components, mixture_log_prob,
+                                            MixtureDensityPolicy)
 from ilrl_ros.core.train_log import TrainingLog
 
 logger = logging.getLogger(__name__)
+
+BC_HEADS = ('gaussian', 'deterministic', 'mdn')
 
 
 @dataclass
@@ -27,7 +33,11 @@ class BCConfig:
     """Behavior cloning settings."""
 
     head: str = 'gaussian'
-    """'gaussian' (maximum likelihood) or 'deterministic' (mean squared error)."""
+    """'gaussian' (maximum likelihood), 'deterministic' (mean squared error) or 'mdn' (a
+    mixture of ``components`` Gaussians by maximum likelihood; it acts on the mean of its
+    most probable component, so it commits to one mode where the others average them)."""
+    components: int = 2
+    """Gaussians in the mixture of the 'mdn' head (1 to 64); other heads ignore it."""
     hidden: tuple = (256, 256)
     """Hidden layer widths of the MLP."""
     activation: str = 'relu'
@@ -78,11 +88,23 @@ def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor
     return _batch_mean(per_dim.sum(dim=-1), weights)
 
 
+def mdn_nll(logits: torch.Tensor, means: torch.Tensor, log_stds: torch.Tensor,
+            target: torch.Tensor, weights: torch.Tensor = None) -> torch.Tensor:
+    """Mean over the batch (of w_i times) -log sum_k softmax(logits)_k N(target; mean_k, std_k).
+
+    Shapes: logits [B, K], means and log_stds [B, K, D], target [B, D]; with K = 1 it is
+    ``gaussian_nll``. Log-sum-exp inside (``networks.mixture.mixture_log_prob``).
+    """
+    return _batch_mean(-mixture_log_prob(logits, means, log_stds, target), weights)
+
+
 def bc_loss(policy: MLPPolicy, obs: torch.Tensor, actions: torch.Tensor,
             weights: torch.Tensor = None) -> torch.Tensor:
     """The head's loss in normalised action units, optionally weighted per sample."""
-    mean, log_std = policy.normalized_distribution(obs)
     target = policy.normalize_action(actions)
+    if isinstance(policy, MixtureDensityPolicy):
+        return mdn_nll(*policy.normalized_mixture(obs), target, weights)
+    mean, log_std = policy.normalized_distribution(obs)
     if log_std is None:
         return mse_loss(mean, target, weights)
     return gaussian_nll(mean, log_std, target, weights)
@@ -158,6 +180,9 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
         return TrainResult(policy=policy, log=log, config={**asdict(config), 'hidden': list(
             config.hidden)}, train_loss=train_loss, val_loss=val_loss,
             seconds=time.monotonic() - started)
+    if config.head not in BC_HEADS:
+        raise ValueError(f'head must be one of {", ".join(BC_HEADS)}, got {config.head!r}')
+    check_components(config.components)
     if weights is not None:
         weights = check_weights(weights, len(data))
     log = log or TrainingLog()
@@ -176,8 +201,16 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
         w_train = torch.as_tensor(mean_one(weights[train_mask]), dtype=torch.float32)
         if (weights[val_mask] > 0).any():
             w_val = torch.as_tensor(mean_one(weights[val_mask]), dtype=torch.float32)
-    policy = make_policy(data.spec, obs.shape[1], act.shape[1], hidden=config.hidden,
-                         activation=config.activation, head=config.head)
+    if config.head == 'mdn':
+        if data.spec.observation.image_layout():
+            raise ValueError(f'head mdn takes vector observations; task {data.spec.name!r} '
+                             f'sees images (use head gaussian or deterministic)')
+        policy = MixtureDensityPolicy(obs.shape[1], act.shape[1], hidden=config.hidden,
+                                      activation=config.activation,
+                                      components=check_components(config.components))
+    else:
+        policy = make_policy(data.spec, obs.shape[1], act.shape[1], hidden=config.hidden,
+                             activation=config.activation, head=config.head)
     policy.set_normalization(Normalizer.fit(obs_train.numpy()),
                              Normalizer.fit(act_train.numpy()))
     if init_policy is not None:

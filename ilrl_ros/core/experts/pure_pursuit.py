@@ -53,7 +53,13 @@ class PurePursuit:
         """
         s = self.track.project(x, y, hint_s=self._last_s).s
         self._last_s = s
-        target_x, target_y, _ = self.track.pose_at(s + self.lookahead)
+        return self.toward(x, y, yaw, *self.track.pose_at(s + self.lookahead)[:2])
+
+    def toward(self, x: float, y: float, yaw: float, target_x: float, target_y: float):
+        """Command for the robot at pose ``(x, y, yaw)`` to drive the arc to a target point.
+
+        :return: ``(v, w)`` as ``act`` returns.
+        """
         dx, dy = target_x - x, target_y - y
         cos_yaw, sin_yaw = math.cos(yaw), math.sin(yaw)
         ahead = cos_yaw * dx + sin_yaw * dy

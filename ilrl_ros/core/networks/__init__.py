@@ -13,6 +13,7 @@ from ilrl_ros.core.networks.actors import DeterministicActor, SquashedGaussianAc
 from ilrl_ros.core.networks.linear_feedback import LinearFeedbackPolicy
 from ilrl_ros.core.networks.memory import (check_memory, memory_values, MemoryActorCritic,
                                            MemoryPolicy)
+from ilrl_ros.core.networks.mixture import MAX_COMPONENTS, MixtureDensityPolicy
 from ilrl_ros.core.networks.mlp import (
     ACTIVATIONS,
     ConvPolicy,
@@ -28,7 +29,7 @@ from ilrl_ros.core.spec import ACTION_MAX_SIZE, OBSERVATION_MAX_SIZE
 __all__ = [
     'ACTIVATIONS', 'ActorCritic', 'build_policy', 'check_description', 'ConvPolicy',
     'DeterministicActor', 'DynamicsEnsemble', 'LinearFeedbackPolicy', 'make_policy',
-    'MemoryActorCritic', 'MemoryPolicy', 'mlp',
+    'MemoryActorCritic', 'MemoryPolicy', 'MixtureDensityPolicy', 'mlp',
     'MLPPolicy', 'MPCPolicy', 'NETWORK_TYPES', 'PlannerConfig', 'QPolicy',
     'SquashedGaussianActor',
 ]
@@ -48,6 +49,7 @@ NETWORK_TYPES = {
     'mpc': MPCPolicy,
     'memory_mlp': MemoryPolicy,
     'memory_actor_critic': MemoryActorCritic,
+    'mdn': MixtureDensityPolicy,
 }
 
 # What a network description may ask for. A description comes from a checkpoint's manifest,
@@ -145,7 +147,8 @@ def _values_bound(d: dict, hidden: list, channels: list, layout: list) -> int:
     """
     obs_dim, act_dim = d['obs_dim'], d['act_dim']
     outputs = max(act_dim, d.get('n_actions') or 0, d.get('num_actions') or 0,
-                  obs_dim if 'ensemble_size' in d else 0)
+                  obs_dim if 'ensemble_size' in d else 0,
+                  (d.get('components') or 0) * (2 * act_dim + 1))
     # Image pixels reach the MLP only as conv features.
     inputs = max(obs_dim - sum(height * width for _, height, width in layout), 0) + act_dim
     conv = 0
@@ -182,6 +185,8 @@ def check_description(description) -> None:
     for key in ('n_actions', 'num_actions'):
         if description.get(key) is not None:
             _whole(description[key], key, 1, MAX_DISCRETE_ACTIONS)
+    if 'components' in description:
+        _whole(description['components'], 'components', 1, MAX_COMPONENTS)
     ensemble_size = 1
     if 'ensemble_size' in description:
         ensemble_size = _whole(description['ensemble_size'], 'ensemble_size', 1,
