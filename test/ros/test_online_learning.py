@@ -78,8 +78,9 @@ def test_learner_swaps_without_a_command_gap_and_keeps_what_a_person_drove(tmp_p
     # nearly every step of the robot. (On an idle machine none is missed twice in a row,
     # the benchmark's target, bench/online_rl.py; on a shared one, a stalled process can
     # miss a few periods whatever the code does: a CI run saw 13 in a row, 98% on time.)
+    # (The robot's status comes once a second: it counts most of the run, not all of it.)
     counted = robot['commands_on_time'] + robot['commands_missing']
-    assert counted >= 600 and robot['commands_on_time'] >= 0.9 * counted, robot
+    assert counted >= 300 and robot['commands_on_time'] >= 0.9 * counted, robot
     # The steps the person drove are in the demonstrations, with the person's command.
     assert online.intervened >= 50, online.intervened
     demos = online.demos
