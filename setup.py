@@ -26,14 +26,17 @@ if {'bdist_wheel', 'editable_wheel'} & set(sys.argv):
     launcher_dir = os.path.join('build', 'ros_launchers')
     os.makedirs(launcher_dir, exist_ok=True)
     launchers = []
-    for node in nodes:
-        path = os.path.join(launcher_dir, node)
+    # Each node, and the `ilrl` command (`ros2 run ilrl_ros ilrl ...`, as after colcon).
+    modules = {node: f'{package_name}.nodes.start {node}' for node in nodes}
+    modules['ilrl'] = f'{package_name}.cli'
+    for name, module in modules.items():
+        path = os.path.join(launcher_dir, name)
         with open(path, 'w') as f:
             f.write('#!/bin/sh\n'
-                    f"# `ros2 run {package_name} {node}` on a pip install: this prefix's "
-                    'Python runs the node.\n'
+                    f"# `ros2 run {package_name} {name}` on a pip install: this prefix's "
+                    'Python runs it.\n'
                     'prefix="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"\n'
-                    f'exec "$prefix/bin/python3" -m {package_name}.nodes.start {node} "$@"\n')
+                    f'exec "$prefix/bin/python3" -m {module} "$@"\n')
         os.chmod(path, 0o755)
         launchers.append(path)
     data_files.append(('lib/' + package_name, launchers))

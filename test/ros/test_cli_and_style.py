@@ -100,6 +100,10 @@ def test_pip_installs_put_node_launchers_where_ros2_run_looks():
     result = subprocess.run([str(lib / 'policy'), '--ros-args', '-p', 'task:=no_such_task'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and 'no_such_task' in result.stdout + result.stderr
+    # `ros2 run ilrl_ros ilrl ...` works the same after colcon and after pip.
+    help_text = subprocess.run([str(lib / 'ilrl'), '--help'], capture_output=True, text=True,
+                               timeout=60)
+    assert help_text.returncode == 0 and 'convert' in help_text.stdout, help_text.stderr
     # The installed package, run from elsewhere, finds its bundled task specs.
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'AMENT_PREFIX_PATH')}
     found = subprocess.run([sys.executable, '-c', 'from ilrl_ros.core.spec import load_spec; '
