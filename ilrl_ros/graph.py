@@ -174,8 +174,28 @@ def config_from_launch(values: dict, **fixed) -> 'GraphConfig':
             continue
         text = values[spec.name]
         kind = type(spec.default)
-        config[spec.name] = truthy(text) if kind is bool else kind(text)
-    return GraphConfig(**{**config, **fixed})
+        try:
+            value = truthy(text) if kind is bool else kind(text)
+        except ValueError:
+            raise LaunchArgumentError(f'launch argument {spec.name}:={text!r} is not a '
+                                      f'{kind.__name__}') from None
+        if spec.metadata['choices'] and value not in spec.metadata['choices']:
+            raise LaunchArgumentError(
+                f'launch argument {spec.name}:={text!r}; expected one of '
+                f'{", ".join(spec.metadata["choices"])}')
+        config[spec.name] = value
+    config = GraphConfig(**{**config, **fixed})
+    # A task that does not load fails the launch here, before any node starts: `ros2 launch`
+    # prints this one sentence and exits 1, instead of every node dying with a traceback.
+    try:
+        load_spec(config.task)
+    except (ValueError, OSError) as error:
+        raise LaunchArgumentError(f'launch argument task:={config.task!r}: {error}') from None
+    return config
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument has a value the graph cannot run with; the message says which."""
 
 
 def recorded_topics(task: str) -> list:

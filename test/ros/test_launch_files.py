@@ -13,7 +13,8 @@ from rclpy.parameter import Parameter
 import yaml
 
 from ilrl_ros.graph import (_node_class, add_graph_flags, config_from_flags, config_from_launch,
-                            GraphConfig, launch_arguments, node_parameters, sim_argv)
+                            GraphConfig, launch_arguments, LaunchArgumentError,
+                            node_parameters, sim_argv)
 from ilrl_testing import REPO, ros_context
 
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))
@@ -64,6 +65,31 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
     assert config_from_flags(parser.parse_args([])) == GraphConfig()
     config = config_from_launch({name: default for name, default, _ in launch_arguments()})
     assert config == GraphConfig()
+
+
+def test_a_bad_launch_argument_fails_the_launch_in_one_sentence():
+    """`task:=bogus` stops the launch before any node starts (ros2 launch prints it, exits 1)."""
+    defaults = {name: default for name, default, _ in launch_arguments()}
+    for name, text, words in [('task', 'bogus', ['task:=', 'bogus', 'bundled tasks']),
+                              ('real_time_factor', 'fast', ['real_time_factor', 'float']),
+                              ('clock', 'gps', ['clock', 'sim, wall']),
+                              ('seed', '1.5', ['seed', 'int'])]:
+        with pytest.raises(LaunchArgumentError) as raised:
+            config_from_launch({**defaults, name: text})
+        message = str(raised.value)
+        assert '\n' not in message and all(w in message for w in words), message
+
+
+@given(st.sampled_from([name for name, _, _ in launch_arguments()]),
+       st.text(st.characters(blacklist_categories=('Cs',)), max_size=30))
+def test_any_launch_argument_text_gives_a_graph_or_one_clear_error(name, text):
+    defaults = {n: default for n, default, _ in launch_arguments()}
+    try:
+        config = config_from_launch({**defaults, name: text})
+    except LaunchArgumentError as error:
+        assert name in str(error) or 'task:=' in str(error)
+    else:
+        assert isinstance(config, GraphConfig)
 
 
 configs = st.builds(
