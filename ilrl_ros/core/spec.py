@@ -32,8 +32,15 @@ TWIST_FIELDS = ('linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'a
 ODOM_COMPONENTS = ('x', 'y', 'yaw', 'cos_yaw', 'sin_yaw', 'vx', 'vy', 'wz')
 JOINT_COMPONENTS = ('position', 'velocity', 'effort', 'cos', 'sin')
 ACTION_TYPES = ('twist', 'float64_multi_array')
-REWARD_TERMS = ('track_progress', 'living_cost', 'collision', 'pendulum_cost', 'action_cost')
-CONDITIONS = ('lap_complete', 'collision', 'joint_near')
+REWARD_TERMS = ('track_progress', 'living_cost', 'collision', 'pendulum_cost', 'action_cost',
+                'fingertip_distance', 'joint_within', 'effort_cost')
+CONDITIONS = ('lap_complete', 'collision', 'joint_near', 'fingertip_near', 'joint_outside')
+# The joints a fingertip term names (a planar two-link arm and the target's two slides).
+FINGERTIP_JOINTS = ('shoulder', 'elbow', 'target_x', 'target_y')
+# gymnasium's MuJoCo environments a ``robot.sim: mujoco`` task may name in robot.params.env.
+MUJOCO_ENVS = ('Ant-v5', 'HalfCheetah-v5', 'Hopper-v5', 'Humanoid-v5', 'HumanoidStandup-v5',
+               'InvertedDoublePendulum-v5', 'InvertedPendulum-v5', 'Pusher-v5', 'Reacher-v5',
+               'Swimmer-v5', 'Walker2d-v5')
 
 # Limits of what the nodes and simulators can run. Each is inclusive.
 # Control rate: a timer period from 100 us to 10 s (outside it the policy's tick divides by
@@ -106,6 +113,10 @@ ROBOT_PARAMS = {
     'pendulum': {
         'joint': ('name',),
         'g': ('number', 0.0, 100.0, 'm/s^2'),
+    },
+    # A gymnasium MuJoCo environment (core/envs/mujoco_robot.py); env is required.
+    'mujoco': {
+        'env': ('choice', MUJOCO_ENVS),
     },
 }
 
@@ -831,7 +842,7 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
     weight = item.float('weight', 1.0) if weighted else 1.0
     params = {}
     for name in item.data:
-        if name in ('joint',):
+        if name in ('joint',) + FINGERTIP_JOINTS:
             params[name] = item.str(name)
         elif name == 'hold_s':
             params[name] = item.float(name, low=0.0, high=DURATION_MAX_S, unit='s')
@@ -840,7 +851,9 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
     item.finish()
     needs_source = {'track_progress': 'odometry', 'collision': 'laser_scan',
                     'pendulum_cost': 'joint_state', 'lap_complete': 'odometry',
-                    'joint_near': 'joint_state'}
+                    'joint_near': 'joint_state', 'fingertip_distance': 'joint_state',
+                    'fingertip_near': 'joint_state', 'joint_within': 'joint_state',
+                    'joint_outside': 'joint_state', 'effort_cost': 'joint_state'}
     wanted = needs_source.get(kind)
     if wanted:
         if not source:
@@ -848,11 +861,18 @@ def _parse_term(item: _Section, key: str, choices: tuple, sources: dict,
         if sources[source].kind != wanted:
             raise SpecError(f'{item.path}.source: {kind} needs a {wanted} source, '
                             f'{source!r} is {sources[source].kind}')
+    fingertip = FINGERTIP_JOINTS + ('link0', 'link1')
     required = {'collision': ('threshold',), 'joint_near': ('joint', 'tolerance'),
+                'fingertip_distance': fingertip, 'fingertip_near': fingertip + ('tolerance',),
+                'joint_within': ('joint', 'low', 'high'),
+                'joint_outside': ('joint', 'low', 'high'), 'effort_cost': ('joint',),
                 'pendulum_cost': ('joint',)}
     for name in required.get(kind, ()):
         if name not in params:
             raise SpecError(f'{item.path}.{name}: missing; {kind} requires it')
+    if kind in ('joint_within', 'joint_outside') and params['low'] > params['high']:
+        raise SpecError(f'{item.path}: low ({params["low"]:g}) exceeds high '
+                        f'({params["high"]:g}); expected low <= high')
     return Term(kind=kind, source=source, weight=weight, params=tuple(sorted(params.items())))
 
 
@@ -1048,6 +1068,9 @@ def _parse_robot_params(sim: str, params: _Section) -> dict:
         for key in params.data:
             _check_any_param(params.raw(key), params._key(key))
         return dict(params.data)
+    if sim == 'mujoco' and not params.has('env'):
+        raise SpecError(f'{params._key("env")}: missing; a mujoco robot names its gymnasium '
+                        f'MuJoCo environment, one of {", ".join(MUJOCO_ENVS)}')
     for key, (kind, *limits) in table.items():
         if not params.has(key):
             params.raw(key, None)  # absent: the simulator's default; listed as known
@@ -1055,6 +1078,8 @@ def _parse_robot_params(sim: str, params: _Section) -> dict:
         where = params._key(key)
         if kind == 'name':
             params.str(key)
+        elif kind == 'choice':
+            params.str(key, choices=limits[0])
         elif kind == 'number':
             params.float(key, low=limits[0], high=limits[1], unit=limits[2])
         elif kind == 'count':

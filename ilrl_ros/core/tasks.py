@@ -13,7 +13,7 @@ from ilrl_ros.core.envs.delays import (ActionHistoryObservations, check_delay_st
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.world import make_world
 
-SIMULATORS = ('track_follow', 'pendulum')
+SIMULATORS = ('track_follow', 'pendulum', 'mujoco')
 
 
 def make_simulator(spec: TaskSpec):
@@ -28,6 +28,10 @@ def make_simulator(spec: TaskSpec):
     elif spec.sim == 'pendulum':
         from ilrl_ros.core.envs.pendulum import PendulumEnv
         env = PendulumEnv(spec)
+    elif spec.sim == 'mujoco':
+        # Imports MuJoCo, so only when a MuJoCo task is built.
+        from ilrl_ros.core.envs.mujoco_robot import MujocoRobotEnv
+        env = MujocoRobotEnv(spec)
     else:
         raise ValueError(f'robot.sim {spec.sim!r} is not a known simulator; known: '
                          f'{", ".join(SIMULATORS)}')
@@ -108,10 +112,102 @@ class PendulumExpert:
         return np.full(self.spec.action.size, u, dtype=np.float64)
 
 
+class ReacherExpert:
+    """Inverse kinematics of the arm to the target, then a PD torque (Reacher-v5).
+
+    The arm and target joints, and the link lengths, are those of the spec's
+    ``fingertip_distance`` or ``fingertip_near`` term (checked against the MuJoCo model when
+    the simulator is built). Options: ``kp``, ``kd``.
+    """
+
+    def __init__(self, spec: TaskSpec, **options):
+        from ilrl_ros.core.experts.two_link_reach import TwoLinkReach
+        self.spec = spec
+        terms = spec.reward + spec.termination.success + spec.termination.success_at_timeout
+        arm = next((t for t in terms if t.kind in ('fingertip_distance', 'fingertip_near')),
+                   None)
+        if arm is None:
+            raise ValueError(f'task {spec.name!r}: the reacher expert needs a '
+                             f'fingertip_distance or fingertip_near term naming the arm')
+        self.source = arm.source
+        self.joints = [arm.param(k) for k in ('shoulder', 'elbow', 'target_x', 'target_y')]
+        self.field_of = [spec.action.fields.index(j) for j in self.joints[:2]]
+        self.controller = TwoLinkReach(arm.param('link0'), arm.param('link1'),
+                                       max_effort=float(np.min(spec.action.high)), **options)
+
+    @property
+    def sources(self) -> tuple:
+        return (self.source,)
+
+    def act(self, readings: dict) -> np.ndarray:
+        from ilrl_ros.core.episode.measures import joint_position
+        (q0, v0), (q1, v1), (tx, _), (ty, _) = (joint_position(readings[self.source], j)
+                                                for j in self.joints)
+        u = self.controller.act(q0, q1, v0, v1, tx, ty)
+        action = np.zeros(self.spec.action.size)
+        action[self.field_of] = u
+        return action
+
+
+class MujocoLQR:
+    """LQR about the model's initial state (upright), on the MuJoCo step linearized.
+
+    The state is the joints' positions then velocities, as the joint states report them; the
+    Jacobians are central differences of one environment step (all its MuJoCo substeps).
+    Options: ``q`` (state weight, one number or one per state value), ``r`` (effort weight).
+    """
+
+    def __init__(self, spec: TaskSpec, q=1.0, r=0.1):
+        from ilrl_ros.core.algorithms.lqr import linearize, lqr_gain
+        from ilrl_ros.core.envs.mujoco_robot import check_against_model, make_mujoco_env
+        self.spec = spec
+        sim = make_mujoco_env(spec.sim_params['env'])
+        joints, self._actuator_of_field = check_against_model(spec, sim)
+        self.names = joints.names
+        (self.source,) = [s.name for s in spec.sources.values() if s.kind == 'joint_state']
+        n, nu = len(self.names), sim.model.nu
+        if sim.model.nq != n or sim.model.nv != n:
+            raise ValueError(f'{spec.sim_params["env"]}: LQR needs a model of hinge and slide '
+                             f'joints only')
+        self.x0 = np.concatenate([sim.init_qpos, sim.init_qvel])
+
+        def step(x, u):
+            sim.set_state(x[:n], x[n:])
+            sim.do_simulation(u, sim.frame_skip)
+            return np.concatenate([sim.data.qpos, sim.data.qvel])
+
+        a, b = linearize(step, self.x0, np.zeros(nu))
+        self.k, _ = lqr_gain(a, b, np.eye(2 * n) * np.asarray(q, dtype=np.float64),
+                             np.eye(nu) * float(r))
+
+    @property
+    def sources(self) -> tuple:
+        return (self.source,)
+
+    def act(self, readings: dict) -> np.ndarray:
+        joints = readings[self.source]
+        order = [list(joints.names).index(name) for name in self.names]
+        x = np.concatenate([np.asarray(joints.position)[order],
+                            np.asarray(joints.velocity)[order]])
+        ctrl = -self.k @ (x - self.x0)
+        return np.clip(ctrl[self._actuator_of_field], self.spec.action.low,
+                       self.spec.action.high)
+
+
+# The MuJoCo environments with an expert, and its class.
+MUJOCO_EXPERTS = {'Reacher-v5': ReacherExpert, 'InvertedPendulum-v5': MujocoLQR}
+
+
 def make_expert(spec: TaskSpec, **options):
     """Return the task's scripted/privileged expert."""
     if spec.sim == 'track_follow':
         return TrackExpert(spec, **options)
     if spec.sim == 'pendulum':
         return PendulumExpert(spec, **options)
+    if spec.sim == 'mujoco':
+        env = spec.sim_params['env']
+        if env not in MUJOCO_EXPERTS:
+            raise ValueError(f'no expert for the MuJoCo environment {env}; experts exist for '
+                             f'{", ".join(MUJOCO_EXPERTS)}')
+        return MUJOCO_EXPERTS[env](spec, **options)
     raise ValueError(f'no expert for robot.sim {spec.sim!r}; known: {", ".join(SIMULATORS)}')

@@ -241,7 +241,8 @@ def test_unknown_task_lists_the_bundled_ones():
         load_spec('track_folow')
     text = str(caught.value)
     assert "'track_folow'" in text
-    assert 'bundled tasks: pendulum, pendulum_angle, track_follow' in text
+    assert 'bundled tasks: mujoco_inverted_pendulum, mujoco_reacher, pendulum, '\
+        'pendulum_angle, track_follow' in text
 
 
 def test_json_round_trip_keeps_the_contract():

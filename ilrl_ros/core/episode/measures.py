@@ -1,7 +1,8 @@
 """What reward terms and termination conditions measure in the readings.
 
-The nearest obstacle in a scan, one joint's state, and the distance travelled along the
-track: a collision or a lap counts the same for the reward and for the end of an episode.
+The nearest obstacle in a scan, one joint's state, an arm's fingertip distance to its
+target, and the distance travelled along the track: a collision or a lap counts the same for
+the reward and for the end of an episode.
 """
 
 import math
@@ -32,6 +33,42 @@ def joint_position(reading, joint: str) -> tuple:
         raise ValueError(f'joint {joint!r} has position {position} and velocity {velocity}; '
                          f'expected finite numbers')
     return position, velocity
+
+
+def joint_effort(reading, joint: str) -> float:
+    """The effort one joint of a joint state reports (N m or N)."""
+    names = list(reading.names)
+    if joint not in names:
+        raise ValueError(f'joint {joint!r} is not in the joint states (they name {names})')
+    if len(reading.effort) != len(names):
+        raise ValueError(f'joint states name {len(names)} joints but carry '
+                         f'{len(reading.effort)} efforts; expected one per name')
+    effort = float(reading.effort[names.index(joint)])
+    if not math.isfinite(effort):
+        raise ValueError(f'joint {joint!r} has effort {effort}; expected a finite number')
+    return effort
+
+
+def fingertip_distance(reading, term) -> float:
+    """Distance in metres from a planar two-link arm's fingertip to a target, by one term.
+
+    The arm turns about the origin: ``shoulder`` at the base, ``elbow`` ``link0`` metres out,
+    the fingertip ``link1`` metres beyond it; the target sits at the positions of the
+    ``target_x`` and ``target_y`` slide joints (gymnasium's Reacher).
+    """
+    q0, _ = joint_position(reading, term.param('shoulder'))
+    q1, _ = joint_position(reading, term.param('elbow'))
+    x = term.param('link0') * math.cos(q0) + term.param('link1') * math.cos(q0 + q1)
+    y = term.param('link0') * math.sin(q0) + term.param('link1') * math.sin(q0 + q1)
+    tx, _ = joint_position(reading, term.param('target_x'))
+    ty, _ = joint_position(reading, term.param('target_y'))
+    return math.hypot(x - tx, y - ty)
+
+
+def joint_within(reading, term) -> bool:
+    """Whether a term's ``joint`` lies within its [``low``, ``high``]."""
+    position, _ = joint_position(reading, term.param('joint'))
+    return term.param('low') <= position <= term.param('high')
 
 
 class TrackProgress:

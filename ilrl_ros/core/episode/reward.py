@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ilrl_ros.core.episode.measures import joint_position, min_range, track_progresses
+from ilrl_ros.core.episode.measures import (fingertip_distance, joint_effort, joint_position,
+                                            joint_within, min_range, track_progresses)
 from ilrl_ros.core.spec import TaskSpec, Term
 from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
 
@@ -33,6 +34,16 @@ class RewardFunction:
             return -1.0 if min_range(after[term.source]) < term.param('threshold') else 0.0
         if term.kind == 'action_cost':
             return -float(np.sum(np.square(action)))
+        if term.kind == 'fingertip_distance':
+            # gymnasium's Reacher scores the state after the step.
+            return -fingertip_distance(after[term.source], term)
+        if term.kind == 'effort_cost':
+            # The effort the joint reports after the step: the one that acted on it, never
+            # a command paired with the wrong step when commands and states race on the wire.
+            return -joint_effort(after[term.source], term.param('joint')) ** 2
+        if term.kind == 'joint_within':
+            # 1 while the joint stays in its range (InvertedPendulum's alive reward).
+            return 1.0 if joint_within(after[term.source], term) else 0.0
         if term.kind == 'pendulum_cost':
             # Pendulum-v1 scores the state the action was applied in, not the next one.
             joint = term.param('joint')

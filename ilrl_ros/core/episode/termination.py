@@ -1,7 +1,8 @@
 """Termination conditions of a task spec: whether an episode has ended, and how."""
 
 from ilrl_ros.core.episode import FAILURE, SUCCESS, TIMEOUT
-from ilrl_ros.core.episode.measures import joint_position, min_range, track_progresses
+from ilrl_ros.core.episode.measures import (fingertip_distance, joint_position, joint_within,
+                                            min_range, track_progresses)
 from ilrl_ros.core.spec import TaskSpec, Term
 from ilrl_ros.core.world.pendulum_dynamics import angle_normalize
 
@@ -43,16 +44,25 @@ class Termination:
             return progress.total >= progress.track.length
         if term.kind == 'collision':
             return min_range(readings[term.source]) < term.param('threshold')
+        if term.kind == 'joint_outside':
+            return not joint_within(readings[term.source], term)
         if term.kind == 'joint_near':
             theta, _ = joint_position(readings[term.source], term.param('joint'))
             near = abs(angle_normalize(theta - term.param('target', 0.0))) <= \
                 term.param('tolerance')
-            if not near:
-                self._held_since.pop(id(term), None)
-                return False
-            since = self._held_since.setdefault(id(term), stamp_ns)
-            return (stamp_ns - since) / 1e9 >= term.param('hold_s', 0.0) - 1e-9
+            return self._held(term, near, stamp_ns)
+        if term.kind == 'fingertip_near':
+            near = fingertip_distance(readings[term.source], term) <= term.param('tolerance')
+            return self._held(term, near, stamp_ns)
         raise ValueError(f'unknown termination condition {term.kind!r}')
+
+    def _held(self, term: Term, holds: bool, stamp_ns: int) -> bool:
+        """Whether ``term`` has held for its ``hold_s`` up to this step."""
+        if not holds:
+            self._held_since.pop(id(term), None)
+            return False
+        since = self._held_since.setdefault(id(term), stamp_ns)
+        return (stamp_ns - since) / 1e9 >= term.param('hold_s', 0.0) - 1e-9
 
     def check(self, readings: dict, stamp_ns: int):
         """Advance by one step's readings; return the outcome, or None if it goes on."""
