@@ -10,9 +10,11 @@ import sys
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 import numpy as np
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Float64MultiArray
 
 from ilrl_ros.bag.schema import message_class
+from ilrl_ros.core.image_codec import decode_image, encode_image
 from ilrl_ros.core.observation import MAX_ABS_VALUE, ObservationError
 from ilrl_ros.core.readings import (IMAGE_ENCODINGS, ImageReading, JointReading, OdomReading,
                                     READING_TYPES, ScanReading)
@@ -61,8 +63,23 @@ def image_from_message(msg, where: str = 'image') -> ImageReading:
                         encoding=encoding, data=pixels)
 
 
+def compressed_image_from_message(msg, where: str = 'image') -> ImageReading:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) into pixels, as ``Image`` gives them.
+
+    The format is told by the data itself, so a driver's ``format`` string ("jpeg", "bgr8;
+    jpeg compressed bgr8", ...) need not be parsed; it is quoted when the data is refused.
+    """
+    try:
+        return decode_image(msg.data, stamp_to_ns(msg.header.stamp), where)
+    except ObservationError as error:
+        raise ObservationError(f'{error} (message format {msg.format!r})') from None
+
+
 def reading_from_message(kind: str, msg, source: str = ''):
     """Convert a LaserScan / Odometry / JointState / Image message into the core's reading.
+
+    An image source takes a sensor_msgs/CompressedImage too (its spec's ``format``: jpeg or
+    png), decoded to the same reading.
 
     Total over every message rclpy can deliver: whatever is wrong with the message (non-finite
     or overflowing values, a quaternion of norm 1e200, lengths that disagree, joints named
@@ -103,7 +120,10 @@ def _reading(kind: str, msg, where: str, source: str):
         return OdomReading(stamp_ns=stamp, x=p.x, y=p.y, yaw=yaw_from_quaternion(
             q.x, q.y, q.z, q.w), vx=t.linear.x, vy=t.linear.y, wz=t.angular.z)
     if kind == 'image':
-        return image_from_message(msg, f'source {source!r}' if source else 'image')
+        where = f'source {source!r}' if source else 'image'
+        if isinstance(msg, CompressedImage):
+            return compressed_image_from_message(msg, where)
+        return image_from_message(msg, where)
     names = tuple(msg.name)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -115,9 +135,18 @@ def _reading(kind: str, msg, where: str, source: str):
                         effort=np.asarray(msg.effort, dtype=np.float64))
 
 
-def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_link'):
-    """Build the message a robot driver would publish for a reading (mock robot side)."""
-    if isinstance(reading, ScanReading):
+def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_link',
+                         image_format: str = 'raw'):
+    """Build the message a robot driver would publish for a reading (mock robot side).
+
+    An image is a sensor_msgs/Image, or with ``image_format`` jpeg or png a
+    sensor_msgs/CompressedImage as image_transport's compressed transport sends it.
+    """
+    if isinstance(reading, ImageReading) and image_format != 'raw':
+        msg = CompressedImage()
+        msg.format = f'{reading.encoding}; {image_format} compressed {reading.encoding}'
+        msg.data = encode_image(reading, image_format)
+    elif isinstance(reading, ScanReading):
         from sensor_msgs.msg import LaserScan
         msg = LaserScan()
         msg.angle_min = float(reading.angle_min)

@@ -60,6 +60,9 @@ RANGE_MAX_M = 1000.0
 BINS_MAX = 4096
 # Smallest and largest side, in pixels, of an image field (a policy input, not a photo).
 IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 4, 256
+# How an image source's pictures travel: raw pixels or compressed (sources.<name>.format).
+IMAGE_FORMATS = ('raw', 'jpeg', 'png')
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 # Joints of one joint_state field, and values of a float64_multi_array action.
 JOINTS_MAX = 256
 ACTION_MAX_SIZE = 256
@@ -438,9 +441,15 @@ class Source:
     name: str
     topic: str
     kind: str
+    format: str = 'raw'
+    """For an image source: ``raw`` (sensor_msgs/Image), or ``jpeg`` / ``png``
+    (sensor_msgs/CompressedImage, decoded to the same pixels; either format is read, this one
+    is what the mock robot publishes)."""
 
     @property
     def message_type(self) -> str:
+        if self.format != 'raw':
+            return COMPRESSED_IMAGE_TYPE
         return READING_TYPES[self.kind][1]
 
 
@@ -740,7 +749,10 @@ class TaskSpec:
         used = self.observation.sources
         return {
             'control_rate_hz': self.raw['control_rate_hz'],
-            'sources': {k: v for k, v in self.raw['sources'].items() if k in used},
+            # How an image travels (raw or compressed) is no part of it: the same pixels
+            # arrive either way, up to JPEG's loss.
+            'sources': {k: {f: x for f, x in v.items() if f != 'format'}
+                        for k, v in self.raw['sources'].items() if k in used},
             'observation': self._observation_contract(),
             # The rate limit acts on the command after the policy has chosen it: a policy runs
             # with or without one, so it is no part of the contract.
@@ -1144,9 +1156,12 @@ def parse_spec(data: Any, origin: str = 'spec') -> TaskSpec:
             entry = sources_section.section(source_name)
             if not source_name:
                 raise SpecError('sources: a source needs a non-empty name')
-            sources[source_name] = Source(
-                name=source_name, topic=entry.topic('topic'),
-                kind=entry.str('kind', choices=tuple(READING_TYPES)))
+            kind = entry.str('kind', choices=tuple(READING_TYPES))
+            # format is read for image sources only, so elsewhere it is an unknown key.
+            image_format = entry.str('format', 'raw', choices=IMAGE_FORMATS) \
+                if kind == 'image' else 'raw'
+            sources[source_name] = Source(name=source_name, topic=entry.topic('topic'),
+                                          kind=kind, format=image_format)
             entry.finish()
         if not sources:
             raise SpecError('sources: at least one source is required')

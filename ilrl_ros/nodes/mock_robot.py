@@ -229,10 +229,11 @@ class MockRobot(SafeNode):
             self.clock_pub.publish(ClockMsg(clock=ns_to_stamp(self.env.stamp_ns)))
 
     def _publish_reading(self, name: str, reading, stamp: int) -> None:
-        kind = self.spec.sources[name].kind
+        source = self.spec.sources[name]
         frame = {'laser_scan': self.params.scan_frame,
-                 'odometry': self.params.odom_frame}.get(kind, self.params.base_frame)
-        msg = message_from_reading(reading, frame, self.params.base_frame)
+                 'odometry': self.params.odom_frame}.get(source.kind, self.params.base_frame)
+        # An image source of format jpeg or png goes out as a CompressedImage.
+        msg = message_from_reading(reading, frame, self.params.base_frame, source.format)
         msg.header.stamp = ns_to_stamp(stamp)
         self.sensor_pubs[name].publish(msg)
 
