@@ -138,10 +138,16 @@ class SafeNode(Node):
         return guarded
 
     def create_subscription(self, msg_type, topic, callback, qos_profile, **kwargs):
+        # The profile in code is the default; parameters (qos_overrides.<topic>.subscription.*)
+        # may override it, so a real driver's QoS can be matched from the parameter file.
         return super().create_subscription(
             msg_type, topic, self._guard(f'callback on {topic!r}', callback,
                                          takes_info=_takes_message_info(callback)),
-            qos_profile, **kwargs)
+            qos.overridden(self, 'subscription', topic, qos_profile), **kwargs)
+
+    def create_publisher(self, msg_type, topic, qos_profile, **kwargs):
+        return super().create_publisher(
+            msg_type, topic, qos.overridden(self, 'publisher', topic, qos_profile), **kwargs)
 
     def create_timer(self, timer_period_sec, callback, *args, **kwargs):
         return super().create_timer(

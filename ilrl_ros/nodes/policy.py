@@ -153,7 +153,8 @@ class Policy(SafeNode):
                                 namespace=self.get_namespace(), context=self.context,
                                 start_parameter_services=False, use_global_arguments=False,
                                 cli_args=_without_node_rename(sys.argv),
-                                parameter_overrides=[self.get_parameter('use_sim_time')])
+                                parameter_overrides=[self.get_parameter('use_sim_time'),
+                                                     *qos.inherited_overrides(self)])
         self.executor_nodes = (self.control, self)
         self.assembler = ObservationAssembler(self.spec,
                                               sync_tolerance_s=declare_sync_tolerance(self))
