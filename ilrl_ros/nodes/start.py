@@ -15,7 +15,7 @@ import signal
 import sys
 
 NODES = ('mock_robot', 'observation', 'policy', 'reward_monitor', 'episode_manager',
-         'demo_recorder', 'expert', 'transition_publisher', 'learner')
+         'demo_recorder', 'expert', 'transition_publisher', 'learner', 'teleop')
 
 _pending = []
 
