@@ -308,7 +308,7 @@ def _check_type(bag_path, topic: str, type_name: str, action: ActionSpec, role: 
 def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_topic: str = None,
                    label_tolerance_s: float = None, align_tolerance_s: float = None,
                    event_topic: str = 'episode/event', reward_topic: str = 'reward',
-                   allow_partial: bool = False):
+                   allow_partial: bool = False, namespace: str = ''):
     """Convert a bag to ``Demonstrations`` aligned on the commands; return (dataset, report).
 
     ``action_topic``: the executed commands that anchor the rows (default: the task's command
@@ -323,10 +323,18 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
     (stamped) or else ``reward_topic``. Raises :class:`ConversionError` for a bag that lacks
     what the task needs or yields no row, and for a corrupt bag (damaged chunks skipped)
     unless ``allow_partial``; a bag cut short (a killed recorder) converts with a warning.
+    ``namespace``: the robot of a fleet whose topics to read (``robot_2``: ``/robot_2/scan``
+    for the task's ``scan``; the other robots' topics in a shared bag are left alone).
     """
     action: ActionSpec = spec.action
-    action_topic = _topic_key(action_topic or action.topic)
-    label_topic = _topic_key(label_topic) if label_topic else None
+    prefix = namespace.strip('/') + '/' if namespace.strip('/') else ''
+
+    def _robot_key(name: str) -> str:
+        # Relative names are the robot's; an absolute one names its topic in full.
+        return name.lstrip('/') if name.startswith('/') else prefix + name
+
+    action_topic = _robot_key(action_topic or action.topic)
+    label_topic = _robot_key(label_topic) if label_topic else None
     for name, value in (('align_tolerance_s', align_tolerance_s),
                         ('label_tolerance_s', label_tolerance_s)):
         if value is not None and not (math.isfinite(value) and value >= 0.0):
@@ -347,9 +355,9 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
                               align_tolerance_s={k: v / NS for k, v in align_ns.items()},
                               label_tolerance_s=({k: v / NS for k, v in label_ns.items()}
                                                  if label_topic else {}))
-    sources = {_topic_key(spec.sources[s].topic): spec.sources[s]
+    sources = {_robot_key(spec.sources[s].topic): spec.sources[s]
                for s in spec.observation.sources}
-    event_key, reward_key = _topic_key(event_topic), _topic_key(reward_topic)
+    event_key, reward_key = _robot_key(event_topic), _robot_key(reward_topic)
     terms_key = reward_key + '/terms'
 
     with open_bag(bag_path) as reader:

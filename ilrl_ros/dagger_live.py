@@ -275,8 +275,12 @@ class LiveDAgger:
 
     def _record_round(self, index: int, drivers: list) -> tuple:
         bag = Path(self.op.trigger(f'{self.config.recorder_node}/start'))
-        # Let the recorder's subscriptions match their publishers before the episode starts.
-        self.op.spin_for(0.5)
+        # The recorder subscribes as it starts: the round begins once its subscriptions have
+        # matched every publisher of what it records (a teleoperator's label topic included),
+        # so that the bag holds the round from its first step.
+        label = self.config.label_topic
+        self.op.wait_recorder_matched(
+            self.config.recorder_node, expect=() if label == DEFAULT_LABEL_TOPIC else (label,))
         results = self._drive_episodes(drivers, f'round {index}')
         stopped = self.op.trigger(f'{self.config.recorder_node}/stop')
         print(f'    recorder: {stopped}', flush=True)

@@ -7,6 +7,7 @@ single-threaded executor per node. The nodes still talk through real DDS topics 
 """
 
 from dataclasses import dataclass, field, fields
+import re
 
 from ilrl_ros.core.spec import load_spec
 
@@ -37,6 +38,17 @@ class GraphConfig:
 
     task: str = field(default='track_follow', metadata=_described(
         'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'))
+    namespace: str = field(default='', metadata=_described(
+        "ROS namespace of the robot's nodes and topics (e.g. robot_1: /robot_1/scan); with "
+        "--robots N, the prefix of the robots' namespaces <namespace>_1 .. <namespace>_N "
+        "(empty: robot_1 ..). Empty with one robot: no namespace."))
+    robots: int = field(default=1, metadata=_described(
+        'Robots, each with its mock robot, policy, episode manager (and expert, recorder) in '
+        'its own namespace, start seed seed + i - 1 and sim clock <namespace>/clock.'))
+    fleet_recorder: str = field(default='per_robot', metadata=_described(
+        "With --record and several robots: per_robot (a recorder in each robot's namespace, "
+        "bags under <bag_dir>/<namespace>) or shared (one recorder of every robot's topics; "
+        'clock wall only).', choices=('per_robot', 'shared')))
     checkpoint: str = field(default='', metadata=_described(
         'Checkpoint folder the policy starts with; empty: it commands nothing.'))
     robot: bool = field(default=True, metadata=_described(
@@ -251,9 +263,41 @@ def truthy(text: str) -> bool:
 def launch_nodes(config: GraphConfig, params_file: str) -> list:
     """launch_ros Node actions for the graph: the parameter file, then the per-node values."""
     from launch_ros.actions import Node
+
+    from ilrl_ros.fleet import file_parameters, launch_plan
+    # One robot or N (config.robots), each node in its robot's namespace (ilrl_ros.fleet).
     return [Node(package='ilrl_ros', executable=name, name=name, output='screen',
-                 parameters=[params_file, overrides])
-            for name, overrides in node_parameters(config).items()]
+                 namespace=namespace or None, remappings=remaps,
+                 parameters=[*file_parameters(params_file, name, namespace), overrides])
+            for name, namespace, remaps, overrides in launch_plan(config)]
+
+
+def robot_namespace(text: str) -> str:
+    """``text`` as a robot's namespace without slashes ('' for none), or a clear error."""
+    name = str(text).strip().strip('/')
+    if name and not all(re.fullmatch('[A-Za-z_][A-Za-z0-9_]*', part)
+                        for part in name.split('/')):
+        raise ValueError(f'namespace {text!r} is not a ROS namespace: expected names of '
+                         'letters, digits and underscores (not starting with a digit), '
+                         'separated by /, e.g. robot_1 or fleet/robot_1')
+    return name
+
+
+def clock_remap(namespace: str) -> tuple:
+    """The remap (from, to) that gives a namespaced robot's nodes its own sim clock.
+
+    ``/clock`` is absolute (the mock robot publishes it, rclpy's time source subscribes to
+    it): without this, robots of one domain would read each other's simulation time.
+    """
+    return ('/clock', f'/{namespace}/clock')
+
+
+def namespace_arguments(namespace: str) -> dict:
+    """Node keyword arguments that put a node in ``namespace`` with that robot's clock."""
+    if not namespace:
+        return {}
+    source, target = clock_remap(namespace)
+    return {'namespace': namespace, 'cli_args': ['--ros-args', '-r', f'{source}:={target}']}
 
 
 def _node_class(name: str):
@@ -287,14 +331,19 @@ def _node_class(name: str):
 class Graph:
     """The nodes of a GraphConfig on one Context, each spun by its own executor thread."""
 
-    def __init__(self, config: GraphConfig, context=None):
+    def __init__(self, config: GraphConfig, context=None, namespace: str = ''):
         # rclpy and the nodes load here, not with the module: the graph's description above
         # serves `ilrl --help` and the launch files without them.
         import rclpy
         from rclpy.parameter import Parameter
 
         from ilrl_ros.nodes.common import Spinner
+        if config.robots != 1:
+            raise ValueError(f'a Graph runs one robot, got robots={config.robots}: run several '
+                             'with ilrl_ros.fleet.Fleet (ilrl sim --robots N)')
         self.config = config
+        # One robot's namespace: the argument (a fleet's robot), else the config's.
+        self.namespace = robot_namespace(namespace or config.namespace)
         self._own_context = context is None
         self.context = context or rclpy.Context()
         if self._own_context:
@@ -304,8 +353,9 @@ class Graph:
         try:
             for name, values in node_parameters(config).items():
                 overrides = [Parameter(k, value=v) for k, v in values.items()]
-                self.nodes[name] = _node_class(name)(context=self.context,
-                                                     parameter_overrides=overrides)
+                self.nodes[name] = _node_class(name)(
+                    context=self.context, parameter_overrides=overrides,
+                    **namespace_arguments(self.namespace))
         except BaseException:
             self.close()
             raise

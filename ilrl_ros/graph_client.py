@@ -34,8 +34,9 @@ class Operator:
     """A ROS 2 client node driving the graph through its services and parameters."""
 
     def __init__(self, context, name: str = 'ilrl_operator',
-                 policy_status_topic: str = 'policy/status'):
-        self.node = rclpy.create_node(name, context=context)
+                 policy_status_topic: str = 'policy/status', namespace: str = None):
+        # In a robot's namespace (a fleet's robot_2), its relative names are that robot's.
+        self.node = rclpy.create_node(name, context=context, namespace=namespace)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.results = []
@@ -102,6 +103,12 @@ class Operator:
         Results of episodes numbered above it are of episodes started after this call.
         """
         message = self.trigger(f'{manager}/restart', retry_s=10.0)
+        if message == 'resetting':
+            # No episode was running (e.g. before the first): every episode that ends from
+            # now on starts after this call; the results already out (latched) say which
+            # number the last one had.
+            self.spin_for(0.3)
+            return max((int(r['episode']) for r in self.results), default=0)
         found = re.search(r'episode (\d+)', message)
         if found is None:
             raise OperatorError(f'{manager}/restart answered {message!r}; expected '
@@ -134,6 +141,45 @@ class Operator:
                 print(f'    {label} episode {shown}/{count}: {result["outcome"]}, return '
                       f'{result["return"]:.1f}, {result["duration_s"]:.1f} s', flush=True)
         return finished()[:count]
+
+    def wait_recorder_matched(self, recorder: str = 'demo_recorder', expect=(),
+                              timeout_s: float = 15.0) -> dict:
+        """Wait until the recorder has matched every publisher of the topics it records.
+
+        A recorder subscribes when it starts; messages published before its subscription
+        matches a publisher are not in the bag. This waits (bounded) until its status lists,
+        for every recorded topic, at least the publishers this node sees, no topic that has
+        a publisher is still waiting, and each topic of ``expect`` (e.g. a teleoperator's
+        label topic) has a publisher and is matched. Returns the last status; on timeout it
+        prints which topics lag and goes on (a person may start publishing later).
+        """
+        latest = {}
+        subscription = self.node.create_subscription(
+            String, f'{recorder}/status', lambda msg: latest.update(json.loads(msg.data)),
+            qos.LATCHED)
+
+        def lagging() -> list:
+            if not latest.get('recording'):
+                return [f'{recorder}/status (recording)']
+            matched = latest.get('matched', {})
+            waiting = set(latest.get('waiting_for', ()))
+            out = [self.node.resolve_topic_name(t) for t in expect
+                   if not self.node.count_publishers(t)]
+            for topic in waiting | set(matched):
+                seen = self.node.count_publishers(topic)
+                if seen and (topic in waiting or matched[topic] < seen):
+                    out.append(topic)
+            expected = {self.node.resolve_topic_name(t) for t in expect}
+            return out + sorted(t for t in expected if t not in matched and t not in out)
+
+        try:
+            self.spin_until(lambda: not lagging(), timeout_s, 'the recorder')
+        except OperatorError:
+            print(f'    the recorder has not matched {", ".join(lagging())} after '
+                  f'{timeout_s:.0f} s; recording goes on without waiting', flush=True)
+        finally:
+            self.node.destroy_subscription(subscription)
+        return latest
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -1,6 +1,7 @@
 """The learned loop against a real robot's topics (no mock robot).
 
     ros2 launch ilrl_ros robot.launch.py checkpoint:=/path/to/checkpoints/bc
+    ros2 launch ilrl_ros robot.launch.py namespace:=tb3   # the robot's topics under /tb3
     ros2 launch ilrl_ros robot.launch.py record:=true   # then: ros2 service call \
         /demo_recorder/start std_srvs/srv/Trigger       # to record teleoperated demos
 
@@ -20,7 +21,8 @@ from ilrl_ros.graph import config_from_launch, launch_arguments, launch_nodes
 # The graph's arguments come from ilrl_ros.graph.GraphConfig (one description for every launch
 # file and `ilrl sim`); a real robot has no mock robot and no expert, and the recorder waits
 # for its ~/start service.
-ARGUMENTS = launch_arguments(('task', 'checkpoint', 'policy_mode', 'record', 'bag_dir'),
+ARGUMENTS = launch_arguments(('task', 'namespace', 'checkpoint', 'policy_mode', 'record',
+                              'bag_dir'),
                              policy_mode='timer') + [
     ('params_file', PathJoinSubstitution([FindPackageShare('ilrl_ros'), 'config',
                                           'turtlebot3.yaml']),

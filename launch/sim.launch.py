@@ -7,6 +7,8 @@ record:=true) the demonstration recorder.
     ros2 launch ilrl_ros sim.launch.py expert_drive:=true record:=true   # record demos
     ros2 launch ilrl_ros sim.launch.py checkpoint:=/path/to/checkpoints/bc
     ros2 param set /policy checkpoint /path/to/other   # swap while it runs
+    ros2 launch ilrl_ros sim.launch.py robots:=3 expert_drive:=true   # /robot_1 .. /robot_3
+    ros2 launch ilrl_ros sim.launch.py namespace:=tb3   # one robot under /tb3
 
 `ilrl sim` runs the same nodes with the same parameters in one process, for machines
 without `ros2 launch`; both take the per-node parameters from ilrl_ros.graph.

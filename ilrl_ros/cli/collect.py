@@ -13,6 +13,8 @@ def cmd_collect(args) -> int:
     from ilrl_ros.core.experts.teacher import make_named_expert
     from ilrl_ros.core.spec import load_spec
     from ilrl_ros.core.tasks import make_env
+    if args.graph:
+        return _collect_graph(args)
     spec = load_spec(args.task)
     if args.beta < 1.0 and not args.checkpoint:
         raise ValueError(f'--beta {args.beta} lets a learner drive some steps: give its '
@@ -48,6 +50,44 @@ def cmd_collect(args) -> int:
           f'{summary["mean_return"]:.2f}, expert executed {summary["expert_fraction"]:.0%} '
           f'of steps; wrote {args.output}: {len(data)} rows, {data.num_episodes} episodes, '
           f'labels: {args.label}, rewards recorded')
+    return 0
+
+
+def _collect_graph(args) -> int:
+    """Expert demonstrations through the live ROS 2 graph, from every robot in parallel."""
+    import os
+    sim_only = [flag for flag, on in (
+        ('--dart', args.dart), ('--noise-std', args.noise_std), ('--steps', args.steps),
+        ('--checkpoint', args.checkpoint), ('--beta', args.beta != 1.0),
+        ('--label executed', args.label != 'expert'), ('--append', args.append),
+        ('--max-episode-steps', args.max_episode_steps)) if on]
+    if sim_only:
+        raise ValueError(f'{sim_only[0]} is for collecting in the simulator; --graph records '
+                         "whole episodes of the expert's driving through ROS 2")
+    from ilrl_ros.fleet import collect
+    from ilrl_ros.graph import GraphConfig
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    output = Path(args.output)
+    out = output.parent / (output.stem + '_run')
+    config = GraphConfig(task=args.task, namespace=args.namespace, robots=args.robots,
+                         seed=args.seed, expert_source=args.expert,
+                         robot_mode=args.robot_mode, observation_node=False)
+    print(f'collecting {args.episodes} expert episodes per robot from {args.robots} '
+          f'robot(s) through ROS 2 ({config.robot_mode}); bags under {out / "bags"}',
+          flush=True)
+    result = collect(config, args.episodes, out)
+    result.data.save(output)
+    for robot in result.robots:
+        for episode in robot['episodes']:
+            print(json.dumps({'robot': robot['namespace'], **episode}))
+    for robot in result.robots:
+        print(f'{robot["namespace"] or "robot"}: {len(robot["episodes"])} episodes, '
+              f'{robot["steps"]} steps in {robot["seconds"]:.1f} s '
+              f'({robot["steps_per_s"]:.0f} steps/s), {robot["rows"]} rows from '
+              f'{robot["bag"]}')
+    print(f'all robots: {result.steps} steps in {result.seconds:.1f} s '
+          f'({result.steps_per_s:.0f} steps/s); wrote {output}: {len(result.data)} rows, '
+          f'{result.data.num_episodes} episodes')
     return 0
 
 
@@ -112,7 +152,8 @@ def add_to(sub) -> None:
         'executed --append -o data/expert.npz\n'
         '  ilrl collect --task track_follow --episodes 2 --dart --rounds 3 -o data/dart.npz\n'
         '  ilrl collect --task track_follow_camera --expert checkpoint:checkpoints/teacher '
-        '--steps 2000 -o data/taught.npz')
+        '--steps 2000 -o data/taught.npz\n'
+        '  ilrl collect --graph --robots 3 --task pendulum --episodes 2 -o data/fleet.npz')
     p.add_argument('--task', required=True, help='task name or spec YAML path')
     p.add_argument('--episodes', type=int, default=3,
                    help='episodes (per round with --dart) (default: %(default)s)')
@@ -149,4 +190,16 @@ def add_to(sub) -> None:
                    help="cut episodes after this many steps (default: the task's timeout)")
     p.add_argument('--seed', type=int, default=0, help='first start-state seed (default: 0)')
     p.add_argument('-o', '--output', required=True, help='dataset .npz to write')
+    p.add_argument('--graph', action='store_true',
+                   help="through ROS 2: run the node graph (ilrl sim) in this process, the "
+                   "expert driving each robot's mock robot, one bag per robot (under "
+                   '<output>_run/bags), converted and merged with per-robot episode ids')
+    p.add_argument('--robots', type=int, default=1,
+                   help='--graph: robots collecting in parallel, each in its namespace '
+                   '(default: %(default)s)')
+    p.add_argument('--namespace', default='',
+                   help="--graph: the namespace (one robot) or the prefix of the robots' "
+                   'namespaces (default: robot_1 .. robot_N; none for one robot)')
+    p.add_argument('--robot-mode', choices=('lock_step', 'free_run'), default='lock_step',
+                   help='--graph: how the mock robots step (default: %(default)s)')
     p.set_defaults(func=cmd_collect)

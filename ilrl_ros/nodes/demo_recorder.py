@@ -379,6 +379,10 @@ class DemoRecorder(SafeNode):
                 'counts': counts,
                 'message_count': sum(counts.values()),
                 'waiting_for': list(self._waiting),
+                # Publishers each recording subscription has matched: a driver waits until
+                # these are all the graph's publishers before the messages it needs flow.
+                'matched': {topic: recorded.subscription.get_publisher_count()
+                            for topic, recorded in self._recorded.items()},
                 'problems': dict(self._problems),
             }
 

@@ -148,11 +148,13 @@ class Policy(SafeNode):
         # The control loop lives on a node of its own, spun by its own executor thread, so
         # that loading a checkpoint in this node's parameter callback never delays a tick.
         # It takes the process's ROS arguments (topic remaps, parameter files) except a node
-        # rename, which `ros2 launch ... name:=` passes to every node of the process.
+        # rename, which `ros2 launch ... name:=` passes to every node of the process; and
+        # this node's own (in-process graphs: a namespaced robot's /clock remap).
         self.control = SafeNode(f'{self.get_name()}_control', on_fault=self.on_fault,
                                 namespace=self.get_namespace(), context=self.context,
                                 start_parameter_services=False, use_global_arguments=False,
-                                cli_args=_without_node_rename(sys.argv),
+                                cli_args=_without_node_rename(sys.argv)
+                                + _without_node_rename(kwargs.get('cli_args') or []),
                                 parameter_overrides=[self.get_parameter('use_sim_time'),
                                                      *qos.inherited_overrides(self)])
         self.executor_nodes = (self.control, self)

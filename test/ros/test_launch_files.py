@@ -57,7 +57,8 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
                      'policy_mode', 'expert_drive', 'expert_source', 'record',
                      'record_autostart', 'bag_dir',
                      'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic',
-                     'reset_controller', 'action_delay_s', 'observation_delay_s'}
+                     'reset_controller', 'action_delay_s', 'observation_delay_s',
+                     'namespace', 'robots', 'fleet_recorder'}
     for path in LAUNCH_FILES:
         assert 'launch_arguments(' in path.read_text(), path.name
     parser = argparse.ArgumentParser()
@@ -109,7 +110,9 @@ configs = st.builds(
     exploration=st.sampled_from(['none', 'sample', 'noise']),
     teleop_topic=st.sampled_from(['', 'teleop/command']),
     reset_controller=st.sampled_from(['', 'expert', 'pendulum_rest', 'checkpoint:/tmp/a b']),
-    action_delay_s=st.floats(0.0, 10.0), observation_delay_s=st.floats(0.0, 10.0))
+    action_delay_s=st.floats(0.0, 10.0), observation_delay_s=st.floats(0.0, 10.0),
+    namespace=st.sampled_from(['', 'tb3', 'lab/tb3']), robots=st.integers(1, 5),
+    fleet_recorder=st.sampled_from(['per_robot', 'shared']))
 
 
 @given(configs)
