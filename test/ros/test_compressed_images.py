@@ -42,7 +42,7 @@ def test_a_bad_compressed_message_is_refused_naming_the_source_and_its_format():
     assert "(message format 'bgr8; jpeg compressed bgr8')" in text
 
 
-@settings(max_examples=40)
+@settings(max_examples=20)
 @given(st.binary(max_size=256), st.text(max_size=20))
 def test_any_compressed_message_is_a_reading_or_an_observation_error(data, text):
     msg = CompressedImage(format=text, data=b'\x89PNG\r\n\x1a\n' + data)
