@@ -84,6 +84,9 @@ class LiveDAggerConfig:
     """Output folder: bags/, datasets/, checkpoints/, logs/, results.md, results.json."""
     seed: int = 0
     """Seeds the per-episode draws of who drives and the training."""
+    device: str = 'cpu'
+    """Where each round's behavior cloning trains: cpu, cuda, cuda:N or auto; the policy node
+    gets a CPU checkpoint either way."""
     policy_node: str = 'policy'
     """Name of the policy node whose ``checkpoint`` parameter is swapped."""
     expert_node: str = 'expert'
@@ -301,7 +304,7 @@ class LiveDAgger:
             print(f'    bc step {step}/{total}: loss {metrics["train/loss"]:.3f}', flush=True)
 
         bc = {'steps': self.config.bc_steps, 'seed': self.config.seed + index,
-              'log_every': max(1, self.config.bc_steps // 5)}
+              'log_every': max(1, self.config.bc_steps // 5), 'device': self.config.device}
         with torch_settings(1):
             return train_and_save(
                 data, self.out / 'checkpoints' / round_name(index), bc=bc, label='dagger',

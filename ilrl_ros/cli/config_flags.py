@@ -58,8 +58,33 @@ def _optional(kind):
     return parse
 
 
+def device_setting(text: str) -> str:
+    """Parse ``--device``: auto, cpu, cuda or cuda:N.
+
+    Only the form: whether the GPU is there is asked when training starts, and that error
+    names the devices this machine has.
+    """
+    from ilrl_ros.core.device import check_device_setting
+    try:
+        check_device_setting('--device', text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected auto, cpu, cuda or cuda:N; got '
+                                         f'{text!r}') from None
+    return text.strip().lower()
+
+
+def add_device_flag(parser, what: str = 'training') -> None:
+    """``--device`` for a verb whose settings are not a config's fields (``ilrl dagger``)."""
+    parser.add_argument('--device', type=device_setting, default='cpu', metavar='DEVICE',
+                        help=f'where {what} runs: cpu, cuda, cuda:N or auto (a GPU when there '
+                        'is one); checkpoints hold CPU tensors either way (default: '
+                        '%(default)s)')
+
+
 def _kind(field: dataclasses.Field, default):
     """How to parse a field's flag, from its default (and its annotation when that is None)."""
+    if field.name == 'device':
+        return device_setting
     if isinstance(default, bool):
         return None
     if isinstance(default, tuple):

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 from ilrl_ros.cli.common import floats
+from ilrl_ros.cli.config_flags import add_device_flag
 
 
 def cmd_dagger(args) -> int:
@@ -32,7 +33,8 @@ def cmd_dagger(args) -> int:
         label_tolerance_s=args.label_tolerance, expert=args.expert,
         expert_noise_std=args.dart_noise or (),
         bc_steps=args.bc_steps, eval_episodes=args.eval_episodes,
-        episode_timeout_s=args.episode_timeout, out=args.out, seed=args.seed)
+        episode_timeout_s=args.episode_timeout, out=args.out, seed=args.seed,
+        device=args.device)
     try:
         return run_live_dagger(config, start_graph=args.graph)
     except OperatorError as error:
@@ -52,7 +54,8 @@ def _dagger_sim(args) -> int:
     expert = make_named_expert(spec, args.expert)
     config = DAggerConfig(rounds=args.rounds, episodes_per_round=args.episodes_per_round,
                           schedule=args.schedule, p=args.p, eval_episodes=args.eval_episodes,
-                          seed=args.seed, bc=BCConfig(steps=args.bc_steps, seed=args.seed))
+                          seed=args.seed, bc=BCConfig(steps=args.bc_steps, seed=args.seed,
+                                                      device=args.device))
 
     def progress(i, total, metrics):
         print(f'round {i}/{total}: beta {metrics["dagger/beta"]:.3g}, dataset '
@@ -124,6 +127,7 @@ def add_to(sub) -> None:
     p.add_argument('--eval-episodes', type=int, default=3,
                    help="episodes of the final policy (live) or of each round's policy "
                    '(--sim) (default: %(default)s)')
+    add_device_flag(p, "each round's behavior cloning")
     p.add_argument('--out', default='dagger_out', help='output folder (default: %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
     p.add_argument('--graph', action='store_true',

@@ -171,11 +171,14 @@ def _train_rl(algorithm, task, env_id, steps, seed, log_dir, progress, eval_epis
 def policy_actor(policy: torch.nn.Module, env: gym.Env):
     """``act(obs) -> action`` for an env: the network's deterministic action, env-shaped."""
     space = env.action_space
+    # Where the network is (the trainers return it on the CPU; a learner's may be on a GPU).
+    device = next(iter(policy.parameters()), torch.empty(0)).device
 
     def act(obs):
         with torch.inference_mode():
-            out = policy(torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0))[0]
-        out = out.numpy()
+            out = policy(torch.as_tensor(np.asarray(obs, dtype=np.float32),
+                                         device=device).unsqueeze(0))[0]
+        out = out.cpu().numpy()
         if isinstance(space, gym.spaces.Discrete):
             return int(round(float(out[0])))
         return out.astype(space.dtype)

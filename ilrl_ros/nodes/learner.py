@@ -64,6 +64,9 @@ PARAMETERS = (
     Param('config', '{}', 'The algorithm\'s settings as a JSON object (e.g. {"lr": 0.001}), '
           'over its preset for the task (train_freq, gradient_steps and log_every do not '
           'apply online: updates follow updates_per_transition).'),
+    Param('device', '', 'Where the networks train: cpu, cuda, cuda:N or auto (a GPU when there '
+          "is one); empty: the config's device (cpu unless config names one). The policy "
+          'node is sent CPU checkpoints whatever trains them.'),
     Param('keep_checkpoints', 5, 'Checkpoints kept on disk besides the final one.', low=1,
           high=10**6),
     Param('nice', 10, 'Niceness of the learning thread (Linux, 0 to 19): on a computer the '
@@ -88,6 +91,7 @@ class LearnerParams:
     exploration: str
     replay: str
     config: str
+    device: str
     keep_checkpoints: int
     nice: int
 
@@ -113,6 +117,8 @@ class Learner(SafeNode):
             raise ValueError(f'parameter config is not JSON: {error}') from None
         if not isinstance(overrides, dict):
             raise ValueError(f'parameter config must be a JSON object, got {overrides!r}')
+        if self.params.device:
+            overrides['device'] = self.params.device
         self.config = make_config(self.params.algorithm, PRESET_FOR_TASK.get(self.spec.name),
                                   seed=self.params.seed, overrides=overrides)
         space = gym.spaces.Box(self.spec.action.low.astype(np.float32),

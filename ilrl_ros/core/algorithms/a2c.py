@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.rl.buffers import RewardScaler, RolloutCollector
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.gae import gae
@@ -114,6 +115,9 @@ def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
         envs.single_observation_space, envs.single_action_space, hidden=config.hidden,
         activation=config.activation, log_std_init=config.log_std_init,
         ortho_init=config.ortho_init, normalize_observations=config.normalize_observations)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    device = resolve_device(config.device)
+    policy.to(device)
     params = list(policy.parameters())
     optimizer = Optimizer(params, lr=config.lr, eps=1e-5,
                           kind='rmsprop' if config.use_rms_prop else 'adam')
@@ -131,17 +135,18 @@ def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
         optimizer.lr = lr
         rollout = collector.collect(config.num_steps)
         env_steps += rollout_size
-        advantages, returns = gae(rollout.rewards, rollout.values.numpy(),
+        advantages, returns = gae(rollout.rewards, rollout.values.cpu().numpy(),
                                   rollout.terminated, rollout.truncated,
                                   rollout.next_values, config.gamma, config.gae_lambda)
-        adv = torch.as_tensor(advantages, dtype=torch.float32).flatten()
+        adv = torch.as_tensor(advantages, dtype=torch.float32, device=device).flatten()
         if config.normalize_advantage and len(adv) > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         log_probs, entropy = policy.log_prob_entropy(rollout.obs.flatten(0, 1),
                                                      rollout.actions.flatten(0, 1))
         values = policy.value(rollout.obs.flatten(0, 1))
         pg_loss = a2c_policy_loss(log_probs, adv)
-        v_loss = value_loss(values, torch.as_tensor(returns, dtype=torch.float32).flatten())
+        v_loss = value_loss(values, torch.as_tensor(returns, dtype=torch.float32,
+                                                    device=device).flatten())
         entropy_mean = entropy.mean()
         loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy_mean
         optimizer.zero_grad()
@@ -157,7 +162,7 @@ def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
             sums, count = {}, 0
             metrics['train/lr'] = lr
             metrics['train/explained_variance'] = explained_variance(
-                rollout.values.numpy().ravel(), returns.ravel())
+                rollout.values.cpu().numpy().ravel(), returns.ravel())
             if policy.action_kind == 'box':
                 metrics['train/std'] = float(policy.log_std.detach().exp().mean())
             finished = collector.pop_finished_returns()
@@ -168,6 +173,6 @@ def _train(env_fn, config: A2CConfig, log: TrainingLog, progress) -> RLResult:
                 log.scalar(name, value, env_steps)
             tracker(env_steps, metrics)
     envs.close()
-    policy.eval()
+    policy.cpu().eval()
     return RLResult(policy=policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=env_steps)

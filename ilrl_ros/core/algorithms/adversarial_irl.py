@@ -271,8 +271,14 @@ class ExpertTransitions:
     def __len__(self) -> int:
         return len(self.obs)
 
+    def to(self, device) -> 'ExpertTransitions':
+        """The same pairs on ``device``."""
+        return replace(self, **{name: getattr(self, name).to(device) for name in
+                                ('obs', 'actions', 'next_obs', 'terminated')})
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> tuple:
-        index = torch.from_numpy(rng.integers(0, len(self), size=batch_size))
+        index = torch.from_numpy(rng.integers(0, len(self), size=batch_size)).to(
+            self.obs.device)
         return (self.obs[index], self.actions[index], self.next_obs[index],
                 self.terminated[index])
 
@@ -361,7 +367,8 @@ class Adversary:
         loss = discriminator_loss(expert_logits, policy_logits)
         metrics = {'disc_loss': float(loss.detach())}
         if self.config.grad_penalty > 0:
-            mix = torch.from_numpy(rng.random(len(expert[0]), dtype=np.float32))
+            mix = torch.from_numpy(rng.random(len(expert[0]), dtype=np.float32)).to(
+                expert[0].device)
             if self.method == 'gail':
                 penalty = gradient_penalty(self.net, expert[:2], policy[:2], mix)
             else:
@@ -427,6 +434,11 @@ def _train(method, data, env_fn, config: AdversarialConfig, log, progress):
     std = expert.obs.std(dim=0).numpy() if len(expert) > 1 else None
     adversary = Adversary(method, obs_dim, act_dim, config, expert.obs.mean(dim=0).numpy(),
                           std)
+    # The discriminator trains where SAC does (config.sac.device); built on the CPU from the
+    # seeded generator, then moved. Replay stays in NumPy; minibatches move as sampled.
+    device = learner.device
+    adversary.net.to(device)
+    expert = expert.to(device)
     buffer = learner.make_buffer(min(config.sac.buffer_size, config.total_steps))
     # AIRL's D = exp f / (exp f + q(a|s)) wants the density q each replayed action was drawn
     # from: kept per buffer row (the buffer is a ring: row = (step - 1) mod capacity).
@@ -461,15 +473,15 @@ def _train(method, data, env_fn, config: AdversarialConfig, log, progress):
             if step % config.disc_every == 0:
                 for _ in range(config.disc_updates):
                     rows = rng.integers(0, buffer.size, size=config.disc_batch_size)
-                    policy = tuple(torch.from_numpy(a[rows]) for a in (
+                    policy = tuple(torch.from_numpy(a[rows]).to(device) for a in (
                         buffer.obs, buffer.actions, buffer.next_obs, buffer.terminated))
                     add(adversary.update(
                         learner.actor, expert.sample(config.disc_batch_size, rng), policy,
-                        rng, torch.from_numpy(behavior_log_prob[rows]) if keep_log_prob
-                        else None))
+                        rng, torch.from_numpy(behavior_log_prob[rows]).to(device)
+                        if keep_log_prob else None))
             if step % sac.train_freq == 0:
                 for _ in range(sac.gradient_steps):
-                    batch = buffer.sample(sac.batch_size, rng)
+                    batch = buffer.sample(sac.batch_size, rng).to(device)
                     paid = adversary.reward(batch)
                     add({'reward': float(paid.mean())})
                     add(learner.update(replace(batch, rewards=paid)))
@@ -484,8 +496,8 @@ def _train(method, data, env_fn, config: AdversarialConfig, log, progress):
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    learner.policy.eval()
-    adversary.net.eval()
+    learner.policy.cpu().eval()
+    adversary.net.cpu().eval()
     return AdversarialResult(policy=learner.policy, log=log, config=_config_json(config),
                              seconds=tracker.seconds, env_steps=config.total_steps,
                              discriminator=adversary.net, method=method,
@@ -498,8 +510,9 @@ def _behavior_log_prob(learner: SACLearner, obs, action, uniform_log_prob: float
         return uniform_log_prob
     with torch.no_grad():
         return float(squashed_log_prob_of(
-            learner.actor, torch.as_tensor(np.asarray(obs, np.float32)).view(1, -1),
-            torch.as_tensor(action).view(1, -1))[0])
+            learner.actor, torch.as_tensor(np.asarray(obs, np.float32),
+                                           device=learner.device).view(1, -1),
+            torch.as_tensor(action, device=learner.device).view(1, -1))[0])
 
 
 def _config_json(config: AdversarialConfig) -> dict:

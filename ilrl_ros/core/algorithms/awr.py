@@ -25,6 +25,7 @@ import torch
 
 from ilrl_ros.core.algorithms.bc import BCConfig, train as train_bc
 from ilrl_ros.core.data import Demonstrations, Normalizer
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import mlp
 from ilrl_ros.core.rl.gae import gae
 from ilrl_ros.core.rl.torch_settings import torch_settings
@@ -121,12 +122,17 @@ class AWRConfig:
 def fit_value(observations: np.ndarray, reward: np.ndarray, episode: np.ndarray,
               config: AWRConfig, rng: np.random.Generator, log: TrainingLog = None,
               progress=None) -> tuple:
-    """Fit V to the returns; return (V at every row, the final returns)."""
+    """Fit V to the returns; return (V at every row, the final returns).
+
+    V trains on the device of the behavior cloning that follows (``config.bc.device``).
+    """
     if config.returns not in RETURNS:
         raise ValueError(f'returns {config.returns!r} is not one of {", ".join(RETURNS)}')
     monte_carlo = returns_to_go(reward, episode, config.gamma)
-    obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
-    value = ValueNet(observations, monte_carlo, config.value_hidden)
+    device = resolve_device(config.bc.device)
+    obs = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=device)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    value = ValueNet(observations, monte_carlo, config.value_hidden).to(device)
     optimizer = torch.optim.Adam(value.parameters(), lr=config.value_lr)
     targets = monte_carlo
     total = config.value_rounds * config.value_steps
@@ -135,12 +141,13 @@ def fit_value(observations: np.ndarray, reward: np.ndarray, episode: np.ndarray,
     for _ in range(config.value_rounds):
         if config.returns == 'td_lambda':
             with torch.no_grad():
-                v = value(obs).numpy().astype(np.float64)
+                v = value(obs).cpu().numpy().astype(np.float64)
             targets = td_lambda_returns(reward, v, episode, config.gamma, config.lam)
         target_n = torch.as_tensor((targets - value.ret_mean) / value.ret_std,
-                                   dtype=torch.float32)
+                                   dtype=torch.float32, device=device)
         for _ in range(config.value_steps):
-            index = torch.from_numpy(rng.integers(0, n, size=min(config.value_batch_size, n)))
+            index = torch.from_numpy(rng.integers(0, n, size=min(config.value_batch_size, n))
+                                     ).to(device)
             loss = ((value.normalized(obs[index]) - target_n[index]) ** 2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -151,7 +158,7 @@ def fit_value(observations: np.ndarray, reward: np.ndarray, episode: np.ndarray,
         if progress:
             progress(step, total, {'train/value_loss': loss.item()})
     with torch.no_grad():
-        v = value(obs).numpy().astype(np.float64)
+        v = value(obs).cpu().numpy().astype(np.float64)
     if config.returns == 'td_lambda':
         targets = td_lambda_returns(reward, v, episode, config.gamma, config.lam)
     return v, targets

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.data import Demonstrations, Normalizer
+from ilrl_ros.core.device import check_device_setting, resolve_device
 from ilrl_ros.core.networks import make_policy, MLPPolicy
 from ilrl_ros.core.networks.mixture import (check_components, mixture_log_prob,
                                             MixtureDensityPolicy)
@@ -67,6 +68,13 @@ class BCConfig:
     chunk: int = 32
     """With a memory: steps per gradient step; gradients flow back through a chunk only
     (truncated backpropagation through time), the state carries on to the next."""
+    device: str = 'cpu'
+    """Where the network, the optimiser and the dataset's tensors live: 'cpu', 'cuda',
+    'cuda:N' or 'auto' (a GPU when there is one); the checkpoint holds CPU tensors
+    whatever trained it."""
+
+    def __post_init__(self):
+        check_device_setting(type(self).__name__, self.device)
 
 
 def _batch_mean(per_sample: torch.Tensor, weights: torch.Tensor = None) -> torch.Tensor:
@@ -170,13 +178,14 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
     if len(data) < 2:
         raise ValueError(f'behavior cloning needs at least 2 samples, the dataset has '
                          f'{len(data)}')
+    device = resolve_device(config.device)
     if config.memory != 'none':
         from ilrl_ros.core.algorithms.bc_memory import train_memory
         started, log = time.monotonic(), log or TrainingLog()
         rng = np.random.default_rng(config.seed)
         split = split_episodes(data.episode, config.val_fraction, rng)
         policy, train_loss, val_loss = train_memory(data, config, split, rng, log, progress,
-                                                    weights, init_policy)
+                                                    weights, init_policy, device)
         return TrainResult(policy=policy, log=log, config={**asdict(config), 'hidden': list(
             config.hidden)}, train_loss=train_loss, val_loss=val_loss,
             seconds=time.monotonic() - started)
@@ -219,6 +228,13 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
         except RuntimeError as error:
             raise ValueError(f'init_policy does not fit this config and dataset '
                              f'({error})') from None
+    # Built and normalised on the CPU from the seeded generator, then moved: the same start
+    # on any device. The whole dataset moves once; minibatches are gathered there.
+    policy.to(device)
+    obs_val, act_val = obs[val_mask].to(device), act[val_mask].to(device)
+    obs_train, act_train = obs_train.to(device), act_train.to(device)
+    w_train = None if w_train is None else w_train.to(device)
+    w_val = None if w_val is None else w_val.to(device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps,
@@ -228,7 +244,7 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
     train_loss = val_loss = float('nan')
     running = []
     for step in range(1, config.steps + 1):
-        index = torch.from_numpy(rng.integers(0, n, size=min(config.batch_size, n)))
+        index = torch.from_numpy(rng.integers(0, n, size=min(config.batch_size, n))).to(device)
         loss = bc_loss(policy, obs_train[index], act_train[index],
                        None if w_train is None else w_train[index])
         optimizer.zero_grad(set_to_none=True)
@@ -242,12 +258,12 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
             metrics = {'train/loss': train_loss, 'train/lr': schedule.get_last_lr()[0]}
             if val_mask.any():
                 with torch.no_grad():
-                    val_loss = bc_loss(policy, obs[val_mask], act[val_mask], w_val).item()
+                    val_loss = bc_loss(policy, obs_val, act_val, w_val).item()
                     # The likelihood of held-out actions falls as the Gaussian sharpens on
                     # near-deterministic experts; the mean action's error says whether the
                     # policy still generalises.
-                    mean, _ = policy.normalized_distribution(obs[val_mask])
-                    val_mse = mse_loss(mean, policy.normalize_action(act[val_mask]),
+                    mean, _ = policy.normalized_distribution(obs_val)
+                    val_mse = mse_loss(mean, policy.normalize_action(act_val),
                                        w_val).item()
                 metrics['eval/val_loss'] = val_loss
                 metrics['eval/val_action_mse'] = val_mse
@@ -255,7 +271,7 @@ def train(data: Demonstrations, config: BCConfig = BCConfig(), log: TrainingLog 
                 log.scalar(name, value, step)
             if progress:
                 progress(step, config.steps, metrics)
-    policy.eval()
+    policy.cpu().eval()
     config_dict = asdict(config)
     config_dict['hidden'] = list(config.hidden)
     return TrainResult(policy=policy, log=log, config=config_dict, train_loss=train_loss,

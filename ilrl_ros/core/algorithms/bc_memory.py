@@ -71,11 +71,12 @@ def sequence_loss(policy: MemoryPolicy, obs: torch.Tensor, actions: torch.Tensor
 
 def train_memory(data: Demonstrations, config, split: tuple, rng: np.random.Generator,
                  log: TrainingLog = None, progress=None, weights=None,
-                 init_policy: MemoryPolicy = None) -> tuple:
+                 init_policy: MemoryPolicy = None, device=torch.device('cpu')) -> tuple:
     """Fit a ``MemoryPolicy`` to ``data``; (policy, train loss, validation loss).
 
     ``config`` is a ``bc.BCConfig`` naming a memory; ``split`` the (train, validation) row
-    masks of ``bc.split_episodes``, whole episodes each; ``rng`` draws the minibatches.
+    masks of ``bc.split_episodes``, whole episodes each; ``rng`` draws the minibatches;
+    ``device`` is where it trains (the policy comes back on the CPU).
     """
     check_memory(config.memory, config.history, config.memory_size)
     chunk = check_chunk(config.chunk)
@@ -105,6 +106,11 @@ def train_memory(data: Demonstrations, config, split: tuple, rng: np.random.Gene
             raise ValueError(f'init_policy does not fit this config and dataset '
                              f'({error})') from None
     val = episode_arrays(data, val_rows) if val_rows.any() else None
+    # Built and normalised on the CPU from the seeded generator, then moved: the same start
+    # on any device. The padded episodes move once; chunks are sliced there.
+    policy.to(device)
+    obs, act, mask = obs.to(device), act.to(device), mask.to(device)
+    val = None if val is None else tuple(x.to(device) for x in val)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps,
@@ -116,7 +122,7 @@ def train_memory(data: Demonstrations, config, split: tuple, rng: np.random.Gene
     while step < config.steps:
         if not pending:
             # A new minibatch of episodes, run from their starts chunk by chunk.
-            index = torch.from_numpy(rng.choice(n_episodes, per_batch, replace=False))
+            index = torch.from_numpy(rng.choice(n_episodes, per_batch, replace=False)).to(device)
             pending = [(index, start) for start in range(0, length, chunk)]
             state = None
         index, start = pending.pop(0)
@@ -152,6 +158,6 @@ def train_memory(data: Demonstrations, config, split: tuple, rng: np.random.Gene
                 log.scalar(name, value, step)
             if progress:
                 progress(step, config.steps, metrics)
-    policy.eval()
+    policy.cpu().eval()
     policy.reset()
     return policy, train_loss, val_loss

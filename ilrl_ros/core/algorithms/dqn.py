@@ -19,6 +19,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import QPolicy
 from ilrl_ros.core.rl.buffers import ReplayBuffer, TransitionBatch
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
@@ -209,9 +210,12 @@ class DQNLearner:
         if self.action_table.ndim != 2 or len(self.action_table) != self.n_actions:
             raise ValueError(f'action_table has shape {self.action_table.shape}; expected '
                              f'({self.n_actions}, act_dim)')
+        # Built on the CPU from the global generator, then moved: the same start on any device.
+        self.device = resolve_device(config.device)
         self.q = QPolicy(obs_dim, n_actions, act_dim=self.action_table.shape[1],
                          hidden=config.hidden, activation=config.activation,
-                         normalize_obs=config.normalize_obs, action_table=self.action_table)
+                         normalize_obs=config.normalize_obs,
+                         action_table=self.action_table).to(self.device)
         self.target = copy.deepcopy(self.q)
         self.target.requires_grad_(False)
         self.optimizer = adam(self.q.parameters(), config.lr)
@@ -249,7 +253,8 @@ class DQNLearner:
                         or rng.random() < self.epsilon):
             return np.asarray(rng.integers(self.n_actions), dtype=np.int64)
         with torch.inference_mode():
-            values = self.q.q_values(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
+            values = self.q.q_values(torch.as_tensor(obs, dtype=torch.float32,
+                                                     device=self.device).view(1, -1))
         return np.asarray(int(values.argmax()), dtype=np.int64)
 
     def act(self, obs: np.ndarray, explore: bool = False,
@@ -291,6 +296,7 @@ class DQNLearner:
     def update(self, batch: TransitionBatch) -> dict:
         """The target updates due by ``env_steps``, then one gradient step: ``loss``."""
         config = self.config
+        batch = batch.to(self.device)  # sampled on the CPU (the buffer is NumPy)
         due = self.env_steps // config.target_update_interval
         # One Polyak step per interval passed, as many as the loop would have taken.
         for _ in range(due - self._target_updates):
@@ -359,6 +365,6 @@ def _train(env_fn, config: DQNConfig, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    learner.policy.eval()
+    learner.policy.cpu().eval()
     return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from ilrl_ros.core.algorithms import value_iteration
+from ilrl_ros.core.device import check_device_setting
 from ilrl_ros.core.envs.gridworld import ARROWS, Gridworld, GridworldConfig, make_gridworld, \
     TabularMDP
 from ilrl_ros.core.train_log import TrainingLog
@@ -347,6 +348,10 @@ class MaxEntIRLConfig:
     """Stop when every entry of the gradient mu_E - mu_theta - l2 theta is below this."""
     solver_tolerance: float = 1e-10
     """Accuracy of the soft values and the visitation frequencies at each step."""
+    device: str = 'cpu'
+    """Where theta and its optimiser live: 'cpu', 'cuda', 'cuda:N' or 'auto'. The soft value
+    iteration and the visitation frequencies are tabular NumPy on the CPU whatever this
+    says, so a GPU gains nothing here; the setting is for a uniform ``--device``."""
 
     def __post_init__(self):
         if self.demonstrator not in DEMONSTRATORS:
@@ -363,6 +368,7 @@ class MaxEntIRLConfig:
                 and self.gradient_tolerance > 0 and self.solver_tolerance > 0):
             raise ValueError('MaxEnt IRL lr, lr_final, gradient_tolerance and '
                              'solver_tolerance must be > 0 and l2 >= 0')
+        check_device_setting('MaxEntIRLConfig', self.device)
 
 
 @dataclass
@@ -394,16 +400,21 @@ def maxent_irl(problem: IRLProblem, expert_features, config: MaxEntIRLConfig = M
     """
     import torch
 
+    from ilrl_ros.core.device import resolve_device
+
+    device = resolve_device(config.device)
     mu_e = problem.check_weights(expert_features, 'expert feature expectations')
     start = problem.check_start(start)
-    theta = torch.nn.Parameter(torch.zeros(problem.n_features, dtype=torch.float64)
+    theta = torch.nn.Parameter(torch.zeros(problem.n_features, dtype=torch.float64,
+                                           device=device)
                                if theta0 is None else
-                               torch.tensor(problem.check_weights(theta0, 'theta0')))
+                               torch.tensor(problem.check_weights(theta0, 'theta0'),
+                                            device=device))
     cache = {'values': None, 'evaluations': 0}
 
     def evaluate():
         """-L(theta) + l2/2 |theta|^2 with its gradient in theta.grad (what torch minimises)."""
-        t = theta.detach().numpy().copy()
+        t = theta.detach().cpu().numpy().copy()
         soft = soft_value_iteration(problem, t, config.solver_tolerance,
                                     initial=cache['values'])
         cache['values'], cache['soft'] = soft.values, soft
@@ -415,8 +426,8 @@ def maxent_irl(problem: IRLProblem, expert_features, config: MaxEntIRLConfig = M
         if log is not None:
             log.scalar('train/dual', objective, cache['evaluations'])
             log.scalar('train/gradient_max', float(np.max(np.abs(grad))), cache['evaluations'])
-        theta.grad = torch.from_numpy(-grad)
-        return torch.tensor(-objective, dtype=torch.float64)
+        theta.grad = torch.from_numpy(-grad).to(device)
+        return torch.tensor(-objective, dtype=torch.float64, device=device)
 
     if config.optimizer == 'lbfgs':
         optimizer = torch.optim.LBFGS([theta], lr=1.0, max_iter=config.iterations,
@@ -447,7 +458,7 @@ def maxent_irl(problem: IRLProblem, expert_features, config: MaxEntIRLConfig = M
     if not converged:
         logger.warning('MaxEnt IRL stopped after %d iterations with gradient %.3g (tolerance '
                        '%.3g)', config.iterations, worst, config.gradient_tolerance)
-    return IRLResult(theta=theta.detach().numpy().copy(), gradient=cache['grad'],
+    return IRLResult(theta=theta.detach().cpu().numpy().copy(), gradient=cache['grad'],
                      soft=cache['soft'], iterations=iteration,
                      evaluations=cache['evaluations'], converged=converged,
                      seconds=time.monotonic() - started)

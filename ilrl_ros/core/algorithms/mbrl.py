@@ -23,6 +23,7 @@ import time
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import check_device_setting, resolve_device
 from ilrl_ros.core.networks import DynamicsEnsemble, MPCPolicy, PlannerConfig
 from ilrl_ros.core.networks.mpc import REWARD_FUNCTIONS
 from ilrl_ros.core.rl.buffers import ReplayBuffer
@@ -56,15 +57,19 @@ def fit_dynamics(model: DynamicsEnsemble, obs: np.ndarray, actions: np.ndarray,
         raise ValueError(f'fitting dynamics needs at least 2 transitions, got {len(obs)}')
     if normalize:
         model.set_normalization(obs, actions, next_obs)
+    device = model.input_mean.device
     with torch.no_grad():
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        inputs = model.normalize(obs_t, torch.as_tensor(actions, dtype=torch.float32))
-        targets = (torch.as_tensor(next_obs, dtype=torch.float32) - obs_t - model.delta_mean) \
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        inputs = model.normalize(obs_t, torch.as_tensor(actions, dtype=torch.float32,
+                                                        device=device))
+        targets = (torch.as_tensor(next_obs, dtype=torch.float32, device=device) - obs_t
+                   - model.delta_mean) \
             / model.delta_std
     losses = []
     for _ in range(steps):
         index = torch.from_numpy(rng.integers(0, len(obs),
-                                              size=(model.ensemble_size, batch_size)))
+                                              size=(model.ensemble_size, batch_size))
+                                 ).to(device)
         loss = dynamics_loss(model, inputs[index], targets[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -75,10 +80,13 @@ def fit_dynamics(model: DynamicsEnsemble, obs: np.ndarray, actions: np.ndarray,
 
 def validation_loss(model: DynamicsEnsemble, obs, actions, next_obs) -> float:
     """Normalised one-step error of the whole ensemble (every member) on held-out data."""
+    device = model.input_mean.device
     with torch.no_grad():
-        obs_t = torch.as_tensor(obs, dtype=torch.float32)
-        inputs = model.normalize(obs_t, torch.as_tensor(actions, dtype=torch.float32))
-        targets = (torch.as_tensor(next_obs, dtype=torch.float32) - obs_t - model.delta_mean) \
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        inputs = model.normalize(obs_t, torch.as_tensor(actions, dtype=torch.float32,
+                                                        device=device))
+        targets = (torch.as_tensor(next_obs, dtype=torch.float32, device=device) - obs_t
+                   - model.delta_mean) \
             / model.delta_std
         e = model.ensemble_size
         return dynamics_loss(model, inputs.expand(e, -1, -1), targets.expand(e, -1, -1)).item()
@@ -120,6 +128,13 @@ class MBRLConfig:
     """Episodes to evaluate the final policy on (0: none)."""
     seed: int = 0
     """Seed for the environments, initialisation, minibatches and planning noise."""
+    device: str = 'cpu'
+    """Where the dynamics ensemble trains and plans: 'cpu', 'cuda', 'cuda:N' or 'auto' (a
+    GPU when there is one); the planning noise is drawn on the CPU either way, and the
+    checkpoint holds CPU tensors."""
+
+    def __post_init__(self):
+        check_device_setting(type(self).__name__, self.device)
 
 
 @dataclass
@@ -161,6 +176,9 @@ def train(env_fn, config: MBRLConfig = MBRLConfig(), reward_fn: str = 'pendulum'
                        ensemble_size=config.ensemble_size, hidden=config.hidden,
                        activation=config.activation, planner=config.planner, low=low,
                        high=high)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    device = resolve_device(config.device)
+    policy.to(device)
     optimizer = torch.optim.AdamW(policy.ensemble.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     buffer = ReplayBuffer(obs_dim, (low.size,), capacity=config.total_steps + config.num_envs)
@@ -193,7 +211,7 @@ def train(env_fn, config: MBRLConfig = MBRLConfig(), reward_fn: str = 'pendulum'
     def mpc_actions(batch):
         nonlocal plan_seconds, plans
         tic = time.perf_counter()
-        action = policy(torch.as_tensor(batch, dtype=torch.float32)).numpy()
+        action = policy(torch.as_tensor(batch, dtype=torch.float32, device=device)).cpu().numpy()
         plan_seconds += time.perf_counter() - tic
         plans += 1
         return action
@@ -230,7 +248,7 @@ def train(env_fn, config: MBRLConfig = MBRLConfig(), reward_fn: str = 'pendulum'
                    / max(1, plans - plans_before), env_steps)
     envs.close()
     policy.reset()
-    policy.eval()
+    policy.cpu().eval()
     result = MBRLResult(policy=policy, log=log, config=config_dict(config),
                         seconds=time.monotonic() - started, env_steps=env_steps,
                         model_val_loss=val_loss,

@@ -14,6 +14,7 @@ from typing import ClassVar, Optional
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.rl.buffers import RewardScaler, RolloutCollector
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
@@ -137,6 +138,8 @@ def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
         envs.single_observation_space, envs.single_action_space, hidden=config.hidden,
         activation=config.activation, log_std_init=config.log_std_init,
         ortho_init=config.ortho_init, normalize_observations=config.normalize_observations)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    policy.to(resolve_device(config.device))
     optimizer = Optimizer(policy.parameters(), lr=config.lr, kind='adam', eps=1e-5)
     scaler = RewardScaler(config.num_envs, config.gamma) if config.normalize_rewards else None
     collector = RolloutCollector(envs, policy, config.seed, scaler)
@@ -152,7 +155,7 @@ def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
         optimizer.lr = lr
         rollout = collector.collect(config.num_steps)
         env_steps += rollout_size
-        advantages, returns = gae(rollout.rewards, rollout.values.numpy(),
+        advantages, returns = gae(rollout.rewards, rollout.values.cpu().numpy(),
                                   rollout.terminated, rollout.truncated,
                                   rollout.next_values, config.gamma, config.gae_lambda)
         metrics = _update(policy, optimizer, rollout, advantages, returns, config,
@@ -160,7 +163,7 @@ def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
         metrics['train/lr'] = lr
         metrics['train/clip_range'] = clip_range
         metrics['train/explained_variance'] = explained_variance(
-            rollout.values.numpy().ravel(), returns.ravel())
+            rollout.values.cpu().numpy().ravel(), returns.ravel())
         finished = collector.pop_finished_returns()
         if finished:
             metrics['rollout/ep_return'] = float(np.mean(finished))
@@ -169,7 +172,7 @@ def _train(env_fn, config: PPOConfig, log: TrainingLog, progress) -> RLResult:
             log.scalar(name, value, env_steps)
         tracker(env_steps, metrics)
     envs.close()
-    policy.eval()
+    policy.cpu().eval()
     return RLResult(policy=policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=env_steps)
 
@@ -196,9 +199,10 @@ def _update(policy: ActorCritic, optimizer: Optimizer, rollout, advantages: np.n
     obs = rollout.obs.flatten(0, 1)
     actions = rollout.actions.flatten(0, 1)
     old_log_probs = rollout.log_probs.flatten()
-    advantages = torch.as_tensor(advantages, dtype=torch.float32).flatten()
+    device = obs.device
+    advantages = torch.as_tensor(advantages, dtype=torch.float32, device=device).flatten()
     fields = (obs, actions, old_log_probs, rollout.values.flatten(), advantages,
-              torch.as_tensor(returns, dtype=torch.float32).flatten())
+              torch.as_tensor(returns, dtype=torch.float32, device=device).flatten())
     n = obs.shape[0]
     params = list(policy.parameters())
     losses = []
@@ -208,7 +212,8 @@ def _update(policy: ActorCritic, optimizer: Optimizer, rollout, advantages: np.n
         # then views.
         shuffled = fields
         if batch_size < n:
-            order = torch.randperm(n)
+            # Drawn on the CPU: the same shuffles whatever device trains.
+            order = torch.randperm(n).to(device)
             shuffled = [x[order] for x in fields]
         adv_all = standardize_minibatches(shuffled[4], batch_size) \
             if config.normalize_advantage else shuffled[4]

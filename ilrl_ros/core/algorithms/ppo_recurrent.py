@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.algorithms.ppo import clipped_surrogate_loss, ppo_diagnostics
 from ilrl_ros.core.networks.memory import check_memory, MemoryActorCritic
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
@@ -116,9 +117,10 @@ def _collect(envs, policy, carry: dict, num_steps: int) -> dict:
     next_values = np.zeros((num_steps, n))
     cut_values = {}
     std = policy.log_std.exp()
+    device = std.device
     with torch.inference_mode():
         for t in range(num_steps):
-            obs = torch.from_numpy(carry['obs'])
+            obs = torch.from_numpy(carry['obs']).to(device)
             mean, value, state = policy.step(obs, carry['state'], carry['fresh'])
             actions = mean + std * torch.randn_like(mean)
             log_probs, _ = policy.log_prob_entropy(mean, actions)
@@ -127,7 +129,7 @@ def _collect(envs, policy, carry: dict, num_steps: int) -> dict:
                               ('log_probs', log_probs), ('values', value)):
                 out[key].append(item)
             clipped = torch.max(torch.min(actions, policy.action_high), policy.action_low)
-            next_obs, reward, term, trunc, infos = envs.step(clipped.numpy())
+            next_obs, reward, term, trunc, infos = envs.step(clipped.cpu().numpy())
             done = term | trunc
             carry['returns'] += reward
             if done.any():
@@ -136,18 +138,19 @@ def _collect(envs, policy, carry: dict, num_steps: int) -> dict:
                 cut = trunc & ~term
                 if cut.any():
                     # The true last observation, seen with the memory of its own episode.
-                    final = torch.from_numpy(final_observations(next_obs, infos, cut))
-                    _, final_values, _ = policy.step(final, state, torch.zeros(n, dtype=bool))
-                    cut_values[t] = (cut, final_values.numpy())
+                    final = torch.from_numpy(final_observations(next_obs, infos, cut)).to(device)
+                    _, final_values, _ = policy.step(final, state, torch.zeros(
+                        n, dtype=bool, device=device))
+                    cut_values[t] = (cut, final_values.cpu().numpy())
             carry['obs'] = np.asarray(next_obs, dtype=np.float32)
-            carry['state'], carry['fresh'] = state, torch.from_numpy(done)
+            carry['state'], carry['fresh'] = state, torch.from_numpy(done).to(device)
             rewards[t], terminated[t], truncated[t] = reward, term, trunc
-        _, last_values, _ = policy.step(torch.from_numpy(carry['obs']), carry['state'],
+        _, last_values, _ = policy.step(torch.from_numpy(carry['obs']).to(device), carry['state'],
                                         carry['fresh'])
         rollout = {key: torch.stack(items).clone() for key, items in out.items()}
-    values = rollout['values'].numpy()
+    values = rollout['values'].cpu().numpy()
     next_values[:-1] = values[1:]
-    next_values[-1] = last_values.numpy()
+    next_values[-1] = last_values.cpu().numpy()
     for t, (cut, final_values) in cut_values.items():
         next_values[t, cut] = final_values[cut]
     rollout.update(rewards=rewards, terminated=terminated, truncated=truncated,
@@ -167,10 +170,13 @@ def _train(env_fn, config: RecurrentPPOConfig, log: TrainingLog, progress) -> RL
         activation=config.activation, memory=config.memory, history=config.history,
         memory_size=config.memory_size, log_std_init=config.log_std_init,
         action_low=space.low, action_high=space.high)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    device = resolve_device(config.device)
+    policy.to(device)
     optimizer = Optimizer(policy.parameters(), lr=config.lr, kind='adam', eps=1e-5)
     obs, _ = envs.reset(seed=config.seed)
     carry = {'obs': np.asarray(obs, dtype=np.float32), 'state': policy.core_state(
-        config.num_envs), 'fresh': torch.ones(config.num_envs, dtype=torch.bool),
+        config.num_envs), 'fresh': torch.ones(config.num_envs, dtype=torch.bool, device=device),
         'returns': np.zeros(config.num_envs), 'finished': []}
     rollout_size = config.num_steps * config.num_envs
     updates = -(-config.total_steps // rollout_size)
@@ -181,13 +187,13 @@ def _train(env_fn, config: RecurrentPPOConfig, log: TrainingLog, progress) -> RL
         optimizer.lr = lr = schedule(config.lr, config.lr_schedule, remaining)
         rollout = _collect(envs, policy, carry, config.num_steps)
         env_steps += rollout_size
-        advantages, returns = gae(rollout['rewards'], rollout['values'].numpy(),
+        advantages, returns = gae(rollout['rewards'], rollout['values'].cpu().numpy(),
                                   rollout['terminated'], rollout['truncated'],
                                   rollout['next_values'], config.gamma, config.gae_lambda)
         metrics = _update(policy, optimizer, rollout, advantages, returns, config)
         metrics['train/lr'] = lr
         metrics['train/explained_variance'] = explained_variance(
-            rollout['values'].numpy().ravel(), returns.ravel())
+            rollout['values'].cpu().numpy().ravel(), returns.ravel())
         if carry['finished']:
             metrics['rollout/ep_return'] = float(np.mean(carry['finished']))
             carry['finished'] = []
@@ -195,7 +201,7 @@ def _train(env_fn, config: RecurrentPPOConfig, log: TrainingLog, progress) -> RL
             log.scalar(name, value, env_steps)
         tracker(env_steps, metrics)
     envs.close()
-    policy.eval()
+    policy.cpu().eval()
     policy.reset()
     return RLResult(policy=policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=env_steps)
@@ -219,14 +225,16 @@ def _update(policy: MemoryActorCritic, optimizer: Optimizer, rollout: dict,
     state0 = sequences(rollout['state'], L)[:, 0]
     actions = sequences(rollout['actions'], L)
     old_log_probs = sequences(rollout['log_probs'], L)
-    adv = sequences(torch.as_tensor(advantages, dtype=torch.float32), L)
-    ret = sequences(torch.as_tensor(returns, dtype=torch.float32), L)
+    device = obs.device
+    adv = sequences(torch.as_tensor(advantages, dtype=torch.float32, device=device), L)
+    ret = sequences(torch.as_tensor(returns, dtype=torch.float32, device=device), L)
     n_seq = obs.shape[0]
     per_batch = max(1, min(n_seq, config.batch_size // L))
     params = list(policy.parameters())
     losses = []
     for _ in range(config.epochs):
-        order = torch.randperm(n_seq)
+        # Drawn on the CPU: the same shuffles whatever device trains.
+        order = torch.randperm(n_seq).to(device)
         for start in range(0, n_seq, per_batch):
             idx = order[start:start + per_batch]
             mean, values = policy.sequence(obs[idx], state0[idx], fresh[idx])

@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import ActorCritic
 from ilrl_ros.core.rl.configs import config_dict, RLConfig
 from ilrl_ros.core.rl.losses import value_loss
@@ -215,8 +216,8 @@ def baseline_values(kind: str, returns: torch.Tensor, values: torch.Tensor,
         if step_index is None or step_index.shape != returns.shape:
             raise ValueError("baseline 'time_mean' needs the step index of every return")
         index = step_index.long()
-        sums = torch.zeros(int(index.max()) + 1, dtype=returns.dtype).index_add_(0, index,
-                                                                                returns)
+        sums = torch.zeros(int(index.max()) + 1, dtype=returns.dtype,
+                           device=returns.device).index_add_(0, index, returns)
         counts = torch.bincount(index, minlength=len(sums)).to(returns.dtype)
         return (sums / counts)[index]
     if kind == 'value':
@@ -250,12 +251,13 @@ def collect_episodes(policy: ActorCritic, envs, episodes_per_env: int,
     obs = np.asarray(obs, dtype=np.float32)
     finished = np.zeros(n, dtype=np.int64)
     obs_list, act_list, rew_list, done_list, mask_list = [], [], [], [], []
+    device = next(policy.parameters()).device
     with torch.inference_mode():
         while (finished < episodes_per_env).any():
-            obs_t = torch.from_numpy(obs)
+            obs_t = torch.from_numpy(obs).to(device)
             active = finished < episodes_per_env
             if update_stats:
-                policy.update_obs_stats(obs_t[torch.from_numpy(active)])
+                policy.update_obs_stats(obs_t[torch.from_numpy(active).to(device)])
             obs_n = policy.normalize(obs_t)
             actions, _, _ = policy.sample(obs_n)
             obs, reward, term, trunc, _ = envs.step(policy.env_actions(actions))
@@ -277,12 +279,14 @@ def _flat_steps(batch: EpisodeBatch, gamma: float, returns_kind: str = 'reward_t
     """(obs, actions, returns[, step index]) of the masked steps, flattened."""
     rewards = offset_rewards(batch.rewards, batch.mask, reward_offset)
     returns = step_returns(returns_kind, rewards, batch.done, gamma)
-    keep = torch.from_numpy(batch.mask.reshape(-1) > 0)
+    device = batch.obs.device
+    keep = torch.from_numpy(batch.mask.reshape(-1) > 0).to(device)
     obs = batch.obs.flatten(0, 1)[keep]
     actions = batch.actions.flatten(0, 1)[keep]
-    out = (obs, actions, torch.as_tensor(returns.reshape(-1), dtype=torch.float32)[keep])
+    out = (obs, actions, torch.as_tensor(returns.reshape(-1), dtype=torch.float32,
+                                         device=device)[keep])
     if with_step_index:
-        out += (torch.from_numpy(episode_step_index(batch.done).reshape(-1))[keep],)
+        out += (torch.from_numpy(episode_step_index(batch.done).reshape(-1)).to(device)[keep],)
     return out
 
 
@@ -320,6 +324,8 @@ def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLRes
                                      hidden=config.hidden, activation=config.activation,
                                      log_std_init=config.log_std_init,
                                      normalize_observations=config.normalize_observations)
+    # Built on the CPU from the seeded generator, then moved: the same start on any device.
+    policy.to(resolve_device(config.device))
     policy_params = _policy_parameters(policy)
     optimizer = Optimizer(policy_params, lr=config.lr, eps=1e-8)
     value_optimizer = Optimizer(policy.critic.parameters(), lr=config.value_lr, eps=1e-8)
@@ -362,7 +368,7 @@ def _train(env_fn, config: REINFORCEConfig, log: TrainingLog, progress) -> RLRes
             log.scalar(name, value, env_steps)
         tracker(env_steps, metrics)
     envs.close()
-    policy.eval()
+    policy.cpu().eval()
     return RLResult(policy=policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=env_steps)
 

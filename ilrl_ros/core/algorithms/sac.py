@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import SquashedGaussianActor
 from ilrl_ros.core.rl.box_actions import BoxActionLearner
 from ilrl_ros.core.rl.buffers import TransitionBatch
@@ -136,16 +137,18 @@ class SACLearner(BoxActionLearner):
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.low = np.asarray(low, dtype=np.float32).reshape(-1)
         self.high = np.asarray(high, dtype=np.float32).reshape(-1)
+        # Built on the CPU from the global generator, then moved: the same start on any device.
+        self.device = resolve_device(config.device)
         self.actor = SquashedGaussianActor(obs_dim, act_dim, low, high, config.hidden,
-                                           config.activation)
+                                           config.activation).to(self.device)
         self.critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
-                                      config.activation)
+                                      config.activation).to(self.device)
         self.target_critics = copy.deepcopy(self.critics)
         self.target_critics.requires_grad_(False)
         self.learn_alpha = config.ent_coef is None
         self.log_alpha = torch.tensor([math.log(config.init_ent_coef if self.learn_alpha
                                                 else config.ent_coef)],
-                                      requires_grad=self.learn_alpha)
+                                      device=self.device, requires_grad=self.learn_alpha)
         # One Adam over the actor, the critics and log alpha, stepped once per gradient step
         # (see the module docstring): Adam treats each parameter on its own.
         params = [*self.actor.parameters(), *self.critics.parameters(),
@@ -173,13 +176,14 @@ class SACLearner(BoxActionLearner):
         if explore and self.env_steps < self.config.learning_starts:
             return rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
         with torch.inference_mode():
-            obs = torch.as_tensor(obs, dtype=torch.float32).view(1, -1)
+            obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).view(1, -1)
             action = self.actor.explore(obs) if explore else self.actor.normalized(obs)
-        return action.numpy()[0]
+        return action.cpu().numpy()[0]
 
     def update(self, batch: TransitionBatch) -> dict:
         """One gradient step of the critics, the actor and alpha; their metrics as floats."""
         config, actor, critics = self.config, self.actor, self.critics
+        batch = batch.to(self.device)  # sampled on the CPU (the buffer is NumPy)
         actions_pi, log_prob = actor.sample(batch.obs)
         alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
@@ -263,6 +267,6 @@ def _train(env_fn, config: SACConfig, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    learner.policy.eval()
+    learner.policy.cpu().eval()
     return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)

@@ -20,6 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ilrl_ros.core.device import resolve_device
 from ilrl_ros.core.networks import DeterministicActor
 from ilrl_ros.core.rl.box_actions import BoxActionLearner
 from ilrl_ros.core.rl.buffers import TransitionBatch
@@ -144,10 +145,12 @@ class TD3Learner(BoxActionLearner):
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.low = np.asarray(low, dtype=np.float32).reshape(-1)
         self.high = np.asarray(high, dtype=np.float32).reshape(-1)
+        # Built on the CPU from the global generator, then moved: the same start on any device.
+        self.device = resolve_device(config.device)
         self.actor = DeterministicActor(obs_dim, act_dim, low, high, config.hidden,
-                                        config.activation)
+                                        config.activation).to(self.device)
         self.critics = CriticEnsemble(obs_dim, act_dim, config.hidden, config.n_critics,
-                                      config.activation)
+                                      config.activation).to(self.device)
         self.target_actor = copy.deepcopy(self.actor)
         self.target_critics = copy.deepcopy(self.critics)
         self.target_actor.requires_grad_(False)
@@ -175,8 +178,8 @@ class TD3Learner(BoxActionLearner):
         if explore and self.env_steps < config.learning_starts:
             return rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
         with torch.inference_mode():
-            mean = self.actor.normalized(torch.as_tensor(obs, dtype=torch.float32)
-                                         .view(1, -1)).numpy()[0]
+            mean = self.actor.normalized(torch.as_tensor(
+                obs, dtype=torch.float32, device=self.device).view(1, -1)).cpu().numpy()[0]
         if not explore:
             return mean
         noise = rng.normal(0.0, config.action_noise, self.act_dim) if config.action_noise \
@@ -189,6 +192,7 @@ class TD3Learner(BoxActionLearner):
         ``actor_loss`` is in the metrics only on the steps that moved the actor.
         """
         config, actor, critics = self.config, self.actor, self.critics
+        batch = batch.to(self.device)  # sampled on the CPU (the buffer is NumPy)
         targets = td3_target(batch, self.target_actor, self.target_critics, config.gamma,
                              config.target_policy_noise, config.target_noise_clip)
         q = critics(batch.obs, batch.actions)
@@ -276,6 +280,6 @@ def _train(env_fn, config: TD3Config, log: TrainingLog, progress) -> RLResult:
         if step % 100 == 0 or step == config.total_steps:
             tracker(step, metrics)
     env.close()
-    learner.policy.eval()
+    learner.policy.cpu().eval()
     return RLResult(policy=learner.policy, log=log, config=config_dict(config),
                     seconds=tracker.seconds, env_steps=config.total_steps)

@@ -166,8 +166,8 @@ class ActorCritic(nn.Module):
     def env_actions(self, actions: torch.Tensor) -> np.ndarray:
         """Sampled actions as the environment takes them: clipped floats, or int indices."""
         if self.action_kind == 'box':
-            return torch.max(torch.min(actions, self.action_high), self.action_low).numpy()
-        return actions.numpy()
+            return torch.max(torch.min(actions, self.action_high), self.action_low).cpu().numpy()
+        return actions.cpu().numpy()
 
     # The deployed policy.
 
@@ -181,11 +181,12 @@ class ActorCritic(nn.Module):
     def act(self, observation: np.ndarray):
         """One observation -> the deterministic action as the environment takes it."""
         with torch.inference_mode():
-            obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
+            obs = torch.as_tensor(np.asarray(observation, dtype=np.float32),
+                                  device=self.obs_mean.device).unsqueeze(0)
             action = self(obs)[0]
         if self.action_kind == 'discrete':
             return int(action.item())
-        return action.numpy()
+        return action.cpu().numpy()
 
     def description(self) -> dict:
         out = {'type': 'actor_critic', 'obs_dim': self.obs_dim, 'act_dim': self.act_dim,

@@ -95,8 +95,9 @@ class MemoryCore(nn.Module):
             self.state_size = (self.history - 1) * self.obs_dim
             self.out_dim = self.history * self.obs_dim
 
-    def initial_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, self.state_size)
+    def initial_state(self, batch: int, device=None) -> torch.Tensor:
+        # A stack holds no parameters to tell its device: the network that owns it does.
+        return torch.zeros(batch, self.state_size, device=device)
 
     def step(self, x: torch.Tensor, state: torch.Tensor, fresh: torch.Tensor) -> tuple:
         """(features [B, out_dim], next state) of observations ``x`` [B, obs_dim]."""
@@ -130,9 +131,10 @@ class MemoryCore(nn.Module):
         if k == 1:
             return x, state
         padded = torch.cat([state.reshape(batch, k - 1, self.obs_dim), x], dim=1)
-        t = torch.arange(steps)
+        t = torch.arange(steps, device=x.device)
         start = torch.cummax(torch.where(fresh, t + k - 1, torch.zeros_like(t)), dim=1).values
-        slots = (t + k - 1).reshape(1, steps, 1) + torch.arange(1 - k, 1).reshape(1, 1, k)
+        slots = (t + k - 1).reshape(1, steps, 1) + torch.arange(1 - k, 1, device=x.device
+                                                                ).reshape(1, 1, k)
         index = torch.maximum(slots, start.unsqueeze(-1)).reshape(batch, steps * k, 1)
         windows = torch.gather(padded, 1, index.expand(-1, -1, self.obs_dim))
         windows = windows.reshape(batch, steps, k * self.obs_dim)
@@ -151,9 +153,10 @@ class _Stateful:
     def _carried(self, batch: int) -> tuple:
         # A new episode, or rows of another count than the last call (a probe batch): fresh.
         state = getattr(self, '_state', None)
+        device = next(self.parameters()).device
         if state is None or state.shape[0] != batch:
-            return self.core_state(batch), torch.ones(batch, dtype=torch.bool)
-        return state, torch.zeros(batch, dtype=torch.bool)
+            return self.core_state(batch), torch.ones(batch, dtype=torch.bool, device=device)
+        return state, torch.zeros(batch, dtype=torch.bool, device=device)
 
 
 class MemoryPolicy(_Stateful, _PolicyHead):
@@ -170,7 +173,7 @@ class MemoryPolicy(_Stateful, _PolicyHead):
         self._state = None
 
     def core_state(self, batch: int) -> torch.Tensor:
-        return self.core.initial_state(batch)
+        return self.core.initial_state(batch, self.obs_mean.device)
 
     def _heads(self, h: torch.Tensor) -> tuple:
         mean = self.mean_head(h)
@@ -192,7 +195,7 @@ class MemoryPolicy(_Stateful, _PolicyHead):
         ``fresh`` [B, T] marks episode starts; ``state`` None: every row starts fresh.
         """
         if state is None:
-            state = self.core.initial_state(obs.shape[0])
+            state = self.core.initial_state(obs.shape[0], obs.device)
         features, state = self.core.sequence((obs - self.obs_mean) / self.obs_std, state,
                                              fresh)
         mean, log_std = self._heads(self.body(features))
@@ -252,7 +255,7 @@ class MemoryActorCritic(_Stateful, nn.Module):
 
     def core_state(self, batch: int) -> torch.Tensor:
         """Actor's and critic's states side by side: [B, 2 state_size]."""
-        return torch.zeros(batch, 2 * self.actor_core.state_size)
+        return torch.zeros(batch, 2 * self.actor_core.state_size, device=self.action_low.device)
 
     def _split(self, state: torch.Tensor) -> tuple:
         return state[:, :self.actor_core.state_size], state[:, self.actor_core.state_size:]

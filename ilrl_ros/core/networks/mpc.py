@@ -93,11 +93,13 @@ def random_shooting(score, low: torch.Tensor, high: torch.Tensor, batch: int, ho
     ``score(actions [B, N, H, act_dim]) -> returns [B, N]``. Returns (best sequence
     [B, H, act_dim], its return [B]).
     """
-    u = torch.rand(batch, num_candidates, horizon, low.shape[-1], generator=generator)
+    # Drawn from the CPU generator and moved: the same candidates on any device.
+    u = torch.rand(batch, num_candidates, horizon, low.shape[-1], generator=generator
+                   ).to(low.device)
     actions = low + u * (high - low)
     returns = score(actions)
     best = returns.argmax(dim=1)
-    rows = torch.arange(batch)
+    rows = torch.arange(batch, device=low.device)
     return actions[rows, best], returns[rows, best]
 
 
@@ -116,7 +118,9 @@ def cem(score, mean: torch.Tensor, std: torch.Tensor, low: torch.Tensor, high: t
     batch, horizon, act_dim = mean.shape
     top = None
     for _ in range(iterations):
-        noise = torch.randn(batch, num_candidates, horizon, act_dim, generator=generator)
+        # Drawn from the CPU generator and moved: the same samples on any device.
+        noise = torch.randn(batch, num_candidates, horizon, act_dim, generator=generator
+                            ).to(mean.device)
         actions = torch.minimum(torch.maximum(mean.unsqueeze(1) + std.unsqueeze(1) * noise,
                                               low), high)
         returns = score(actions)
@@ -310,8 +314,9 @@ class MPCPolicy(nn.Module):
             self._warm_mean = None
             return
         # Out of place: a plan made under torch.inference_mode may not be edited outside it.
-        forget = torch.zeros(self._warm_mean.shape[0], 1, 1, dtype=torch.bool)
-        forget[torch.as_tensor(rows, dtype=torch.long)] = True
+        forget = torch.zeros(self._warm_mean.shape[0], 1, 1, dtype=torch.bool,
+                             device=self._warm_mean.device)
+        forget[torch.as_tensor(rows, dtype=torch.long, device=forget.device)] = True
         middle = 0.5 * (self.action_low + self.action_high)
         self._warm_mean = torch.where(forget, middle, self._warm_mean)
 

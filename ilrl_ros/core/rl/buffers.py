@@ -42,6 +42,14 @@ class TransitionBatch:
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f'{name} has {getattr(self, name).shape[0]} rows, obs has {n}')
 
+    def to(self, device) -> 'TransitionBatch':
+        """The batch on ``device`` (itself when it is there already: no copy on the CPU)."""
+        device = torch.device(device)
+        if self.obs.device == device:
+            return self
+        return TransitionBatch(*(getattr(self, name).to(device, non_blocking=True) for name in
+                                 ('obs', 'actions', 'rewards', 'next_obs', 'terminated')))
+
 
 class ReplayBuffer:
     """A fixed-size ring buffer of transitions in NumPy arrays."""
@@ -354,9 +362,11 @@ class RolloutCollector:
         truncated = np.zeros((num_steps, n))
         next_values = np.zeros((num_steps, n))
         truncated_values = {}
+        # The policy acts where it trains; what reaches the environments comes back to NumPy.
+        device = next(policy.parameters()).device
         with torch.inference_mode():
             for t in range(num_steps):
-                obs = torch.from_numpy(self.next_obs)
+                obs = torch.from_numpy(self.next_obs).to(device)
                 policy.update_obs_stats(obs)
                 obs_n = policy.normalize(obs)
                 actions, log_probs, values = policy.sample(obs_n)
@@ -375,20 +385,22 @@ class RolloutCollector:
                     cut = trunc & ~term
                     if cut.any():
                         final = final_observations(next_obs, infos, cut)[cut]
-                        final_values = policy.value(policy.normalize(torch.from_numpy(final)))
-                        truncated_values[t] = (cut, final_values.numpy())
+                        final_values = policy.value(policy.normalize(
+                            torch.from_numpy(final).to(device)))
+                        truncated_values[t] = (cut, final_values.cpu().numpy())
                 if self.reward_scaler is not None:
                     reward = self.reward_scaler(reward, done)
                 rewards[t], terminated[t], truncated[t] = reward, term, trunc
-            last_values = policy.value(policy.normalize(torch.from_numpy(self.next_obs)))
+            last_values = policy.value(policy.normalize(
+                torch.from_numpy(self.next_obs).to(device)))
             # Stacked inside inference mode; clones outside it, so that training can use them.
             obs_buf, act_buf, logp_buf, value_buf = (
                 torch.stack(x) for x in (obs_list, act_list, logp_list, value_list))
         obs_buf, act_buf, logp_buf, value_buf = (
             x.clone() for x in (obs_buf, act_buf, logp_buf, value_buf))
-        values_np = value_buf.numpy()
+        values_np = value_buf.cpu().numpy()
         next_values[:-1] = values_np[1:]
-        next_values[-1] = last_values.numpy()
+        next_values[-1] = last_values.cpu().numpy()
         for t, (cut, final_values) in truncated_values.items():
             next_values[t, cut] = final_values
         return Rollout(obs=obs_buf, actions=act_buf, log_probs=logp_buf, values=value_buf,

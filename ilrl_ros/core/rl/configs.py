@@ -10,6 +10,7 @@ field and what it must be.
 from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
+from ilrl_ros.core.device import check_device_setting
 from ilrl_ros.core.networks import ACTIVATIONS
 from ilrl_ros.core.rl.torch_settings import MATMUL_PRECISIONS
 
@@ -23,6 +24,10 @@ class RLConfig:
     matmul_precision: str = 'highest'
     """Float32 matmul precision while training: 'highest', 'high' or 'medium' (see
     ``core/rl/torch_settings.py``)."""
+    device: str = 'cpu'
+    """Where the networks, the optimiser and the minibatches live: 'cpu', 'cuda',
+    'cuda:N' or 'auto' (a GPU when there is one). Acting during training runs there too;
+    the checkpoint holds CPU tensors whatever trained it."""
 
     presets: ClassVar[dict] = {}
     positive_fields: ClassVar[tuple] = ()
@@ -41,6 +46,7 @@ class RLConfig:
         if self.matmul_precision not in MATMUL_PRECISIONS:
             raise ValueError(f'{name}.matmul_precision {self.matmul_precision!r} is not one '
                              f'of {", ".join(MATMUL_PRECISIONS)}')
+        check_device_setting(name, self.device)
         activation = getattr(self, 'activation', None)
         if activation is not None and activation not in ACTIVATIONS:
             raise ValueError(f'{name}.activation {activation!r} is not one of '

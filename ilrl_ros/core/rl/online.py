@@ -188,7 +188,7 @@ def _train_synchronous(env, online, steps, seed, snapshot_every, on_snapshot, pr
             obs = next_obs
         if snapshot_every and (step % snapshot_every == 0 or step == steps) and on_snapshot:
             on_snapshot(Snapshot(step, time.monotonic() - start, online.learner.updates,
-                                 copy.deepcopy(online.policy).eval()))
+                                 copy.deepcopy(online.policy).cpu().eval()))
         if progress and (step % 100 == 0 or step == steps):
             progress(step, steps, {'rollout/ep_return_mean': online.episodes.recent_mean()})
     return {'env_steps': steps, 'seconds': time.monotonic() - start,

@@ -12,7 +12,7 @@ from torch.optim.rmsprop import rmsprop as functional_rmsprop
 
 
 def adam(params, lr: float) -> torch.optim.Adam:
-    """Adam with its fused kernel where this PyTorch has one for the CPU (one call a step)."""
+    """Adam with its fused kernel where this PyTorch has one for the device (one call a step)."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
@@ -37,7 +37,9 @@ class Optimizer:
         self.lr, self.kind, self.eps, self.betas, self.alpha = lr, kind, eps, betas, alpha
         self.first = [torch.zeros_like(p) for p in self.params]
         self.second = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32) for _ in self.params]
+        # On each parameter's device: the fused kernel reads the step count there.
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device)
+                      for p in self.params]
         self.fused = kind == 'adam' and hasattr(torch, '_fused_adam_')
 
     def zero_grad(self) -> None:
