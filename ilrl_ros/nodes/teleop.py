@@ -97,11 +97,6 @@ class Teleop(SafeNode):
         self._reader = None
         if self.mode == 'joy':
             self.create_subscription(Joy, values['joy_topic'], self._on_joy, qos.SENSOR)
-        else:
-            # Key presses arrive on the reader's thread, behind the same barrier as callbacks.
-            self._reader = KeyboardReader(values['keyboard_device'],
-                                          self._guard('keyboard input', self._on_key))
-            self._reader.write(self.keyboard.help() + '\n')
         self.create_timer(1.0 / values['rate_hz'], self._on_tick)
         self.create_timer(1.0, self._publish_status)
         source = f"Joy on {values['joy_topic']!r}" if self.mode == 'joy' else \
@@ -110,6 +105,17 @@ class Teleop(SafeNode):
             f'teleop for task {self.spec.name!r}: {source} -> {action.message_type} on '
             f'{self.command_pub.topic_name} at {values["rate_hz"]:g} Hz')
         self._publish_status()
+        if self.mode == 'keyboard':
+            # Last, so that nothing after it can fail and leave the terminal in cbreak mode
+            # (a node that does not start is never stopped). Key presses arrive on the
+            # reader's thread, behind the same barrier as callbacks.
+            self._reader = KeyboardReader(values['keyboard_device'],
+                                          self._guard('keyboard input', self._on_key))
+            try:
+                self._reader.write(self.keyboard.help() + '\n')
+            except OSError:
+                self._reader.stop()
+                raise
 
     # Inputs --------------------------------------------------------------------------------
 
