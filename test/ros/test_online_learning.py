@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import rclpy
+import torch
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, String
@@ -154,7 +155,11 @@ def test_the_learning_thread_yields_the_cpu_to_the_control_loop(ros_context, tmp
 @pytest.mark.parametrize('name, value, match', [
     ('config', '[1, 2]', 'JSON object'), ('config', '{', 'not JSON'),
     ('config', '{"no_such": 1}', 'no setting'), ('exploration', 'wild', 'exploration'),
-    ('algorithm', 'ppo', 'algorithm'), ('swap_every', 0, 'swap_every')])
+    ('algorithm', 'ppo', 'algorithm'), ('swap_every', 0, 'swap_every'),
+    ('device', 'gpu', r'SACConfig\.device must be auto, cpu, cuda or cuda:N'),
+    pytest.param('device', 'cuda', r'asks for CUDA, but .* available: cpu',
+                 marks=pytest.mark.skipif(torch.cuda.is_available(),
+                                          reason='this machine has a CUDA GPU'))])
 def test_a_bad_learner_parameter_is_refused_with_its_reason(ros_context, name, value, match):
     with pytest.raises(ValueError, match=match):
         Learner(context=ros_context, parameter_overrides=[
