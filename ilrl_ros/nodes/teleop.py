@@ -99,11 +99,6 @@ class Teleop(SafeNode):
             self.create_subscription(Joy, values['joy_topic'], self._on_joy, qos.SENSOR)
         self.create_timer(1.0 / values['rate_hz'], self._on_tick)
         self.create_timer(1.0, self._publish_status)
-        source = f"Joy on {values['joy_topic']!r}" if self.mode == 'joy' else \
-            f"the keyboard on {values['keyboard_device']}"
-        self.get_logger().info(
-            f'teleop for task {self.spec.name!r}: {source} -> {action.message_type} on '
-            f'{self.command_pub.topic_name} at {values["rate_hz"]:g} Hz')
         self._publish_status()
         if self.mode == 'keyboard':
             # Last, so that nothing after it can fail and leave the terminal in cbreak mode
@@ -116,6 +111,11 @@ class Teleop(SafeNode):
             except OSError:
                 self._reader.stop()
                 raise
+        source = f"Joy on {values['joy_topic']!r}" if self.mode == 'joy' else \
+            f"the keyboard on {values['keyboard_device']}"
+        self.get_logger().info(
+            f'teleop for task {self.spec.name!r}: {source} -> {action.message_type} on '
+            f'{self.command_pub.topic_name} at {values["rate_hz"]:g} Hz')
 
     # Inputs --------------------------------------------------------------------------------
 
