@@ -306,9 +306,11 @@ class DemoRecorder(SafeNode):
         self._recorded[topic] = _Recorded(subscription, type_name, qos)
         self._waiting.remove(topic)
         self._problems.pop(topic, None)
+        # What the subscription asked for: the adapted profile, or a qos_overrides parameter.
+        asked = subscription.qos_profile
         self.get_logger().info(
-            f'Recording {topic} ({type_name}, {qos.reliability.name.lower()}, '
-            f'{qos.durability.name.lower()})')
+            f'Recording {topic} ({type_name}, {asked.reliability.name.lower()}, '
+            f'{asked.durability.name.lower()})')
         return True
 
     def _check_recorded(self, topic: str) -> bool:
