@@ -95,6 +95,13 @@ class LiveDAggerConfig:
     """Name of the recorder node (``~/start``, ``~/stop``)."""
     episode_manager: str = 'episode_manager'
     """Name of the episode manager node (``~/restart``)."""
+    robots: int = 1
+    """Robots gathering each round in parallel (``--graph`` starts them in one fleet), each in
+    its namespace (``ilrl_ros.fleet``): every round drives each of them for
+    ``episodes_per_round`` episodes and the one policy trained on all their data is swapped
+    into every robot's policy node."""
+    namespace: str = ''
+    """The robot's namespace, or the prefix of the robots' (``ilrl_ros.fleet``)."""
 
 
 def round_name(index: int) -> str:
@@ -111,7 +118,7 @@ def episode_drivers(beta: float, episodes: int, rng: np.random.Generator) -> lis
 
 
 def convert_round(bag, spec, label_topic: str = DEFAULT_LABEL_TOPIC,
-                  label_tolerance_s: float = None):
+                  label_tolerance_s: float = None, namespace: str = ''):
     """A round's bag as (Demonstrations, ConversionReport): executed states, given labels.
 
     Rows are anchored on the executed commands; each takes the newest label at or before it
@@ -119,7 +126,7 @@ def convert_round(bag, spec, label_topic: str = DEFAULT_LABEL_TOPIC,
     """
     from ilrl_ros.convert import bag_to_dataset
     return bag_to_dataset(bag, spec, label_topic=label_topic,
-                          label_tolerance_s=label_tolerance_s)
+                          label_tolerance_s=label_tolerance_s, namespace=namespace)
 
 
 def _summary(results: list) -> dict:
@@ -163,7 +170,8 @@ class LiveDAggerResult:
 class LiveDAgger:
     """Runs DAgger rounds on a running graph through an ``Operator``; see the module doc."""
 
-    def __init__(self, config: LiveDAggerConfig, operator: Operator, check_alive=None):
+    def __init__(self, config: LiveDAggerConfig, operator: Operator, check_alive=None,
+                 robot: str = '', fleet=()):
         from ilrl_ros.core.algorithms.dagger import beta_for_round
         from ilrl_ros.core.spec import load_spec
         self.config = config
@@ -177,6 +185,11 @@ class LiveDAgger:
         self.driver = None
         self._status_seen = []
         self._beta = beta_for_round
+        # A fleet: this robot's operator is ``operator``, each other's one of ``fleet``
+        # ((namespace, Operator) pairs); every robot keeps its own driver and status history.
+        self.robot = robot
+        self.members = [self] + [LiveDAgger(config, op, check_alive, robot=namespace)
+                                 for namespace, op in fleet]
         if config.rounds < 1:
             raise ValueError(f'rounds must be at least 1 (round 0: the expert), got '
                              f'{config.rounds}')
@@ -270,7 +283,8 @@ class LiveDAgger:
             self._drive(driver)
             # Restart so that the next episode is the new driver's from its first step.
             after = self.op.restart_episode(self.config.episode_manager)
-            got = self.op.wait_episodes(count, f'{label} {driver}', self.timeout_s * count,
+            who = f'{self.robot} {label}' if self.robot else label
+            got = self.op.wait_episodes(count, f'{who} {driver}', self.timeout_s * count,
                                         after_episode=after)
             results += [{**r, 'driver': driver} for r in got]
             self.check_alive()
@@ -291,6 +305,7 @@ class LiveDAgger:
             raise OperatorError(f'the recorder wrote {bag}, which this machine cannot see: '
                                 'run ilrl dagger where the bags are written')
         target = self.out / 'bags' / round_name(index)
+        target = target / self.robot if self.robot else target
         target.parent.mkdir(parents=True, exist_ok=True)
         if bag.resolve() != target.resolve():
             shutil.move(str(bag), str(target))
@@ -311,11 +326,21 @@ class LiveDAgger:
                 log_dir=self.out / 'logs' / round_name(index), progress=progress,
                 provenance={'round': index, 'dagger': asdict(self.config)})
 
+    def _in_parallel(self, tasks: list) -> list:
+        """Run each robot's part of a step at once (one thread per robot); their results."""
+        if len(tasks) == 1:
+            return [tasks[0]()]
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(len(tasks)) as pool:
+            futures = [pool.submit(task) for task in tasks]
+            return [future.result() for future in futures]
+
     def run(self) -> LiveDAggerResult:
         from ilrl_ros.core.rollouts import aggregate
         config = self.config
         started = time.monotonic()
-        self._prepare()
+        for member in self.members:
+            member._prepare()
         rows, datasets = [], []
         for index in range(config.rounds):
             round_started = time.monotonic()
@@ -323,14 +348,32 @@ class LiveDAgger:
             if self.checkpoint is None and beta < 1.0:
                 raise ValueError(f'round {index} has beta={beta:g} but no policy has been '
                                  'trained yet; use a schedule with beta = 1 in round 0')
-            drivers = episode_drivers(beta, config.episodes_per_round, self.rng)
+            drivers = [episode_drivers(beta, config.episodes_per_round, self.rng)
+                       for _ in self.members]
+            expert_count = sum(d.count('expert') for d in drivers)
             print(f'[round {index}/{config.rounds - 1}] beta {beta:.3g}: the expert drives '
-                  f'{drivers.count("expert")} of {len(drivers)} episodes, the policy the '
-                  f'rest; labels from {config.label_topic}', flush=True)
-            bag, results = self._record_round(index, drivers)
-            data, report = convert_round(bag, self.spec, config.label_topic,
-                                         config.label_tolerance_s)
-            print('    ' + report.summary().replace('\n', '\n    '), flush=True)
+                  f'{expert_count} of {sum(map(len, drivers))} episodes'
+                  + (f' on {len(drivers)} robots' if len(drivers) > 1 else '')
+                  + f', the policy the rest; labels from {config.label_topic}', flush=True)
+            # Every robot drives its episodes at the same time, recorded into its own bag.
+            recorded = self._in_parallel(
+                [lambda m=m, d=d, i=index: m._record_round(i, d)
+                 for m, d in zip(self.members, drivers)])
+            bags, results, parts, report = [], [], [], None
+            for member, (bag, got) in zip(self.members, recorded):
+                part, part_report = convert_round(bag, self.spec, config.label_topic,
+                                                  config.label_tolerance_s,
+                                                  namespace=member.robot)
+                print('    ' + part_report.summary().replace('\n', '\n    '), flush=True)
+                bags.append(bag)
+                results += [{**r, 'robot': member.robot} if member.robot else r for r in got]
+                parts.append(part)
+                if report is None:
+                    report = part_report
+                else:
+                    report.dropped.update(part_report.dropped)
+                    report.commands += part_report.commands
+            data = parts[0] if len(parts) == 1 else aggregate(parts)
             datasets.append(data)
             aggregated = aggregate(datasets)
             dataset_path = aggregated.save(self.out / 'datasets' / f'{round_name(index)}.npz')
@@ -338,8 +381,11 @@ class LiveDAgger:
                   f'({dataset_path}); training behavior cloning', flush=True)
             self.checkpoint, trained = self._train(index, aggregated)
             # The new policy drives from here on (until an expert episode of a later round):
-            # swapped into the running node, under its own commands from round 1 on.
-            self._drive('policy')
+            # swapped into the running node (of every robot), under its own commands from
+            # round 1 on.
+            for member in self.members:
+                member.checkpoint = self.checkpoint
+                member._drive('policy')
             status = self._status_seen[-1]
             print(f'    swapped {self.checkpoint} into the running {config.policy_node} '
                   f'node (swap {status["swaps"]}, {status["commands"]} commands so far)',
@@ -347,7 +393,8 @@ class LiveDAgger:
             rows.append({'round': index, 'beta': beta, **_summary(results),
                          'expert_episodes': sum(r['driver'] == 'expert' for r in results),
                          'new_labels': len(data), 'dataset_size': len(aggregated),
-                         'bag': str(bag), 'dataset': str(dataset_path),
+                         'bag': str(bags[0]) if len(bags) == 1 else [str(b) for b in bags],
+                         'dataset': str(dataset_path),
                          'checkpoint': str(self.checkpoint),
                          'dropped': dict(report.dropped), 'commands_in_bag': report.commands,
                          'train_loss': trained.train_loss, 'policy_status': status,
@@ -360,9 +407,12 @@ class LiveDAgger:
         if config.eval_episodes:
             print(f'[final] the last policy drives {config.eval_episodes} episodes '
                   '(not recorded)', flush=True)
-            results = self._drive_episodes(['policy'] * config.eval_episodes, 'final')
+            results = sum(self._in_parallel(
+                [lambda m=m: m._drive_episodes(['policy'] * config.eval_episodes, 'final')
+                 for m in self.members]), [])
             final = {**_summary(results), 'results': results}
-        self._check_policy_not_restarted()
+        for member in self.members:
+            member._check_policy_not_restarted()
         result = LiveDAggerResult(rows=rows, final=final, checkpoint=str(self.checkpoint),
                                   policy_status=list(self._status_seen))
         write_results(result, config, time.monotonic() - started)
@@ -402,7 +452,8 @@ def dagger_graph(task: str, out: str, seed: int, label_topic: str, **graph) -> G
 def graph_arguments(config: LiveDAggerConfig) -> list:
     """``ilrl sim`` arguments of the graph a live DAgger run needs (``--graph``)."""
     return sim_argv(dagger_graph(config.task, config.out, config.seed, config.label_topic,
-                                 expert_source=config.expert))
+                                 expert_source=config.expert, robots=config.robots,
+                                 namespace=config.namespace))
 
 
 def run_live_dagger(config: LiveDAggerConfig, start_graph: bool = False) -> int:
@@ -426,13 +477,19 @@ def run_live_dagger(config: LiveDAggerConfig, start_graph: bool = False) -> int:
                                     f'see {out / "graph.log"}')
     context = rclpy.Context()
     rclpy.init(context=context)
-    operator = Operator(context, name='ilrl_dagger')
+    # One operator per robot, in the robot's namespace.
+    from ilrl_ros.fleet import robot_namespaces
+    robots = [(namespace, Operator(context, name='ilrl_dagger', namespace=namespace or None))
+              for namespace in robot_namespaces(GraphConfig(robots=config.robots,
+                                                            namespace=config.namespace))]
     try:
-        result = LiveDAgger(config, operator, check_alive).run()
+        (robot, operator), *fleet = robots
+        result = LiveDAgger(config, operator, check_alive, robot=robot, fleet=fleet).run()
         if graph is not None:
             check_alive()
     finally:
-        operator.close()
+        for _, operator in robots:
+            operator.close()
         rclpy.try_shutdown(context=context)
         if graph is not None:
             stop_graph(graph)

@@ -13,7 +13,8 @@ from ilrl_ros.cli.config_flags import add_device_flag
 def cmd_dagger(args) -> int:
     if args.sim:
         live_only = [name for name in ('graph', 'label_topic', 'label_tolerance', 'dart_noise',
-                                       'episode_timeout') if getattr(args, name)]
+                                       'episode_timeout', 'namespace') if getattr(args, name)]
+        live_only += ['robots'] if args.robots != 1 else []
         if live_only:
             raise ValueError(f'--{live_only[0].replace("_", "-")} is for live DAgger over ROS '
                              '2; leave it out with --sim')
@@ -34,6 +35,7 @@ def cmd_dagger(args) -> int:
         expert_noise_std=args.dart_noise or (),
         bc_steps=args.bc_steps, eval_episodes=args.eval_episodes,
         episode_timeout_s=args.episode_timeout, out=args.out, seed=args.seed,
+        robots=args.robots, namespace=args.namespace,
         device=args.device)
     try:
         return run_live_dagger(config, start_graph=args.graph)
@@ -107,6 +109,7 @@ def add_to(sub) -> None:
         description='\n\n'.join(textwrap.fill(text, 90) for text in about) + '\n\n'
         'examples:\n'
         '  ilrl dagger --graph --task track_follow --rounds 4 --out dagger_out\n'
+        '  ilrl dagger --graph --robots 3 --episodes-per-round 1   # 3 robots gather at once\n'
         '  ilrl dagger --graph --label-topic teleop/cmd_vel --label-tolerance 0.2\n'
         "  ilrl dagger --graph --dart-noise 0.05,0.5     # DART noise on the expert's drive\n"
         '  ilrl dagger --sim --task track_follow --rounds 5\n'
@@ -146,6 +149,13 @@ def add_to(sub) -> None:
     p.add_argument('--expert', default='scripted', metavar='scripted|checkpoint:FOLDER',
                    help="the expert: the task's scripted one or a trained checkpoint (a "
                    'teacher), with --sim or --graph (default: %(default)s)')
+    p.add_argument('--robots', type=int, default=1,
+                   help='robots gathering each round in parallel, each in its namespace '
+                   '(robot_1 .. robot_N, or NAMESPACE_1 ..); every robot drives '
+                   '--episodes-per-round episodes per round (default: %(default)s)')
+    p.add_argument('--namespace', default='',
+                   help="the robot's namespace, or the prefix of the robots' (default: none; "
+                   'robot_<i> with --robots)')
     p.add_argument('--sim', action='store_true',
                    help='DAgger in the simulator, without ROS (ilrl_ros.core.algorithms.dagger)')
     p.set_defaults(func=cmd_dagger)

@@ -181,3 +181,29 @@ def test_a_three_robot_collection_gives_every_robots_episodes_apart(ros_context,
     saved = Demonstrations.load(data.save(tmp_path / 'fleet.npz'))
     assert json.loads(json.dumps(saved.info))['robots'] == parts
     assert result.steps == 3 * steps and result.steps_per_s > 0
+
+
+def test_live_dagger_with_robots_starts_a_fleet_graph_with_a_recorder_per_robot(tmp_path):
+    """`ilrl dagger --graph --robots 3` runs `ilrl sim` with three recording robots."""
+    from ilrl_ros.cli import build_parser
+    from ilrl_ros.graph import config_from_flags
+    from ilrl_ros.dagger_live import graph_arguments, LiveDAggerConfig
+    config = LiveDAggerConfig(robots=3, out=str(tmp_path))
+    graph = config_from_flags(build_parser().parse_args(['sim', *graph_arguments(config)]))
+    assert graph.robots == 3 and graph.record and not graph.record_autostart
+    assert [robot_config(graph, i).bag_dir for i in range(3)] == \
+        [str(tmp_path / 'bags' / ns) for ns in ROBOTS]
+    args = build_parser().parse_args(['dagger', '--graph', '--robots', '3', '--namespace', 'x'])
+    assert (args.robots, args.namespace) == (3, 'x')
+    with pytest.raises(ValueError, match='--robots is for live DAgger'):
+        args.func(build_parser().parse_args(['dagger', '--sim', '--robots', '2']))
+
+
+@pytest.mark.parametrize('flag', [['--dart'], ['--steps', '10'], ['--noise-std', '0.1'],
+                                  ['--append']])
+def test_collect_through_the_graph_refuses_the_simulator_only_flags(flag, tmp_path):
+    from ilrl_ros.cli import build_parser
+    args = build_parser().parse_args(['collect', '--graph', '--task', 'pendulum', *flag,
+                                      '-o', str(tmp_path / 'd.npz')])
+    with pytest.raises(ValueError, match=f'{flag[0]} is for collecting in the simulator'):
+        args.func(args)
