@@ -136,8 +136,11 @@ def test_three_namespaced_robots_keep_to_their_own_topics_and_clocks(ros_context
             assert {'policy', 'policy_control', 'expert', 'episode_manager'} <= \
                 {name for _, name in subscribers}
             assert {node_ns for node_ns, _ in subscribers} == {ns}
-        assert view.endpoints('/clock') == (set(), set())
-        assert view.endpoints('/joint_states') == (set(), set())
+        # No node of the fleet is left on the global names.
+        for topic in ('/clock', '/joint_states'):
+            publishers, subscribers = view.endpoints(topic)
+            assert not {node_ns for node_ns, _ in publishers | subscribers} & \
+                {'/' + ns for ns in ROBOTS}, topic
         results = {ns: [r.as_dict() for r in manager.results]
                    for ns, manager in fleet.episode_managers().items()}
     for namespace, done in results.items():
