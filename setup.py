@@ -9,7 +9,8 @@ from setuptools import find_packages, setup
 package_name = 'ilrl_ros'
 # The same list as ilrl_ros/nodes/start.py NODES (a test checks).
 nodes = ['mock_robot', 'observation', 'policy', 'reward_monitor', 'episode_manager',
-         'demo_recorder', 'expert', 'transition_publisher', 'learner', 'teleop']
+         'demo_recorder', 'expert', 'transition_publisher', 'learner', 'command_arbiter',
+         'teleop']
 
 data_files = [
     ('share/ament_index/resource_index/packages', ['resource/' + package_name]),

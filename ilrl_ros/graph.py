@@ -11,6 +11,10 @@ import re
 
 from ilrl_ros.core.spec import load_spec
 
+# The command arbiter's input per source (nodes/command_arbiter.py), in the graph's order of
+# priority: the episode manager's safety commands > a person's teleop > expert > policy.
+ARBITER_INPUTS = {'safety': 'arbiter/safety', 'teleop': 'arbiter/teleop',
+                  'expert': 'arbiter/expert', 'policy': 'arbiter/policy'}
 # What a demonstration bag holds besides the task's own sources and command topic.
 EXTRA_RECORDED = ('expert/action', 'reward', 'reward/terms', 'return', 'episode/event',
                   'episode/result')
@@ -96,6 +100,10 @@ class GraphConfig:
     teleop_topic: str = field(default='', metadata=_described(
         "A person's command topic that takes over from the policy while it is active "
         '(interventions); empty: none.'))
+    arbiter: bool = field(default=True, metadata=_described(
+        'No command arbiter: the policy, the expert and the episode manager then publish '
+        "straight to the robot's command topic (nothing decides who drives).",
+        flag='--no-arbiter'))
     reset_controller: str = field(default='', metadata=_described(
         "What brings the robot back to a start state between episodes: empty (the robot's "
         'reset service, or an operator), expert, pendulum_rest or checkpoint:<folder>.'))
@@ -228,6 +236,17 @@ def node_parameters(config: GraphConfig) -> dict:
                             'reset_service': 'mock_robot/reset' if config.robot else '',
                             'reset_controller': config.reset_controller},
     }
+    # One driver at a time: every commanding node has an input of the arbiter, which alone
+    # publishes on the robot's command topic.
+    out['policy']['command_topic'] = ARBITER_INPUTS['policy'] if config.arbiter else ''
+    out['episode_manager']['command_topic'] = ARBITER_INPUTS['safety'] if config.arbiter \
+        else ''
+    if config.arbiter:
+        inputs = {**ARBITER_INPUTS, 'teleop': config.teleop_topic or ARBITER_INPUTS['teleop']}
+        out['command_arbiter'] = {
+            **common, 'source_names': list(inputs), 'source_topics': list(inputs.values()),
+            # A lock-step robot steps on every command: a zero nobody asked for is a step.
+            'zero_on_timeout': not (config.robot and config.robot_mode == 'lock_step')}
     if config.robot:
         out['mock_robot'] = {'task': config.task, 'mode': config.robot_mode,
                              'clock': config.clock, 'seed': config.seed,
@@ -238,7 +257,8 @@ def node_parameters(config: GraphConfig) -> dict:
         out['observation'] = dict(common)
     if config.expert:
         out['expert'] = {**common, 'drive': config.expert_drive,
-                         'expert': config.expert_source}
+                         'expert': config.expert_source,
+                         'command_topic': ARBITER_INPUTS['expert'] if config.arbiter else ''}
     if config.transitions:
         out['transition_publisher'] = dict(common)
     if config.record:
@@ -247,6 +267,8 @@ def node_parameters(config: GraphConfig) -> dict:
             topics += ['episode/step', 'transitions']
         if config.teleop_topic:
             topics += [config.teleop_topic, 'policy/intervention']
+        if config.arbiter:
+            topics += ['command_arbiter/active']
         # Extra topics, e.g. a teleoperator's labels for DAgger.
         topics += [t for t in config.record_topics if t not in topics]
         out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': topics,
@@ -319,6 +341,9 @@ def _node_class(name: str):
     if name == 'expert':
         from ilrl_ros.nodes.expert import Expert
         return Expert
+    if name == 'command_arbiter':
+        from ilrl_ros.nodes.command_arbiter import CommandArbiter
+        return CommandArbiter
     if name == 'transition_publisher':
         from ilrl_ros.nodes.transition_publisher import TransitionPublisher
         return TransitionPublisher

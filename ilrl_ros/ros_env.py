@@ -5,8 +5,10 @@ Any gymnasium learner can act on a robot (or a mock robot) through the graph's t
 - observations are assembled from the spec's sensor topics exactly as the policy node
   assembles them (same spec, same ``ObservationAssembler``, same checks);
 - ``step(action)`` clamps the action to the spec's bounds (and its change per step to
-  ``action.max_delta``, where the spec has it), publishes it on the spec's
-  command topic stamped with the observation it answers, and returns the next step: its
+  ``action.max_delta``, where the spec has it), publishes it as the policy does, on the
+  command arbiter's policy input (``command_topic``: ``arbiter/policy``; the spec's command
+  topic for a graph without an arbiter), stamped with the observation it answers, and
+  returns the next step: its
   observation, the reward monitor's reward for it (matched by stamp), and terminated /
   truncated from the episode manager's verdict (``episode/step``);
 - ``reset()`` goes through the episode manager: the running episode is restarted
@@ -34,6 +36,7 @@ import numpy as np
 
 from ilrl_ros import qos
 from ilrl_ros.core.spec import load_spec, TaskSpec
+from ilrl_ros.graph import ARBITER_INPUTS
 from ilrl_ros.messages import action_message, action_message_class
 
 
@@ -48,7 +51,8 @@ class RosEnv(gym.Env):
 
     def __init__(self, spec, *, context=None, namespace: str = '', use_sim_time: bool = True,
                  step_timeout_s: float = 10.0, reset_timeout_s: float = 60.0,
-                 episode_manager: str = 'episode_manager', frame_id: str = 'base_link'):
+                 episode_manager: str = 'episode_manager', frame_id: str = 'base_link',
+                 command_topic: str = ARBITER_INPUTS['policy']):
         import rclpy
         from rclpy.parameter import Parameter
         from std_srvs.srv import Trigger
@@ -71,8 +75,9 @@ class RosEnv(gym.Env):
                              parameter_overrides=[Parameter('use_sim_time',
                                                             value=use_sim_time)])
         self.listener = LoopListener(self.node, self.spec, listen_commands=False)
+        self.command_topic = command_topic or self.spec.action.topic
         self.command_pub = self.node.create_publisher(
-            action_message_class(self.spec.action), self.spec.action.topic, qos.COMMAND)
+            action_message_class(self.spec.action), self.command_topic, qos.COMMAND)
         self.restart_client = self.node.create_client(Trigger, f'{episode_manager}/restart')
         self._trigger = Trigger
         self.spinner = Spinner([self.node], context=self.context).start()
@@ -133,8 +138,12 @@ class RosEnv(gym.Env):
         deadline = time.monotonic() + self.reset_timeout_s
         while True:
             missing = [t for t in readers if self.node.count_publishers(t) == 0]
-            if self.node.count_subscribers(self.spec.action.topic) == 0:
-                missing.append(f'a subscriber of {self.spec.action.topic}')
+            if self.node.count_subscribers(self.command_topic) == 0:
+                missing.append(f'a subscriber of {self.command_topic} (the command arbiter '
+                               "of the graph; without one, command_topic='' reaches the "
+                               'robot directly)'
+                               if self.command_topic == ARBITER_INPUTS['policy']
+                               else f'a subscriber of {self.command_topic}')
             if not missing:
                 break
             if time.monotonic() > deadline:

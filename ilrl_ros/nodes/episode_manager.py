@@ -83,6 +83,8 @@ PARAMETERS = (
           low=0.01, high=86400.0),
     Param('frame_id', 'base_link', 'frame_id of the stamped commands this node sends (zero '
           'on leaving the safe set or an e-stop, a reset controller).'),
+    Param('command_topic', '', "Where those commands go (the command arbiter's safety input "
+          "in the graph); empty: the task spec's command topic."),
 )
 
 
@@ -97,6 +99,7 @@ class EpisodeManagerParams:
     reset_controller: str
     reset_timeout_s: float
     frame_id: str
+    command_topic: str
 
 
 class EpisodeManager(SafeNode):
@@ -146,8 +149,9 @@ class EpisodeManager(SafeNode):
         self.result_pub = self.create_publisher(String, 'episode/result', qos.EVENTS)
         self.event_pub = self.create_publisher(String, 'episode/event', qos.EVENTS)
         self.step_pub = self.create_publisher(String, 'episode/step', qos.STEPS)
-        self.command_pub = self.create_publisher(action_message_class(self.spec.action),
-                                                 self.spec.action.topic, qos.COMMAND)
+        self.command_pub = self.create_publisher(
+            action_message_class(self.spec.action),
+            self.params.command_topic or self.spec.action.topic, qos.COMMAND)
         self.sources = SourceSubscriptions(self, self.spec, sources, self._on_reading,
                                            self._on_error, group, qos.SENSOR_EVERY)
         self.create_subscription(action_message_class(self.spec.action),

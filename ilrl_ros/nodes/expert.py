@@ -63,6 +63,8 @@ PARAMETERS = (
           'changed at runtime.', read_only=False),
     Param('frame_id', 'base_link', 'frame_id of stamped commands.'),
     Param('noise_seed', 0, 'Seed of the DART noise generator.', low=0, high=2**63 - 1),
+    Param('command_topic', '', "Where it drives while drive is true (the command arbiter's "
+          "expert input in the graph); empty: the task spec's command topic."),
 )
 # noise_std is declared on its own: one number or one per action field (dynamic type), checked
 # by noise_std_factor.
@@ -97,7 +99,8 @@ class Expert(SafeNode):
                                               sync_tolerance_s=declare_sync_tolerance(self))
         message = action_message_class(self.spec.action)
         self.label_pub = self.create_publisher(message, 'expert/action', qos.COMMAND)
-        self.command_pub = self.create_publisher(message, self.spec.action.topic, qos.COMMAND)
+        self.command_pub = self.create_publisher(
+            message, values['command_topic'] or self.spec.action.topic, qos.COMMAND)
         self.sources = SourceSubscriptions(self, self.spec, self.controller.sources,
                                            self._on_reading, self._on_error)
         self.labels = 0

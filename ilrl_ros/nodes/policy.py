@@ -91,6 +91,8 @@ PARAMETERS = (
           'commands arrive on it they drive the robot instead of the policy. Empty: none.'),
     Param('teleop_timeout_s', 0.5, 'A teleop command older than this no longer drives.',
           low=0.01, high=60.0),
+    Param('command_topic', '', "Where the commands go (the command arbiter's policy input in "
+          "the graph); empty: the task spec's command topic."),
 )
 
 
@@ -163,7 +165,8 @@ class Policy(SafeNode):
         self._max_age_ns = int(self.params.max_age_s * 1e9)
         self._period_ns = int(1e9 / self.params.rate_hz)
         self.command_pub = self.control.create_publisher(
-            action_message_class(self.spec.action), self.spec.action.topic, qos.COMMAND)
+            action_message_class(self.spec.action),
+            values['command_topic'] or self.spec.action.topic, qos.COMMAND)
         self.sources = SourceSubscriptions(self.control, self.spec, self.assembler.sources,
                                            self._on_reading, self._on_input_error)
         self.control.create_subscription(Bool, 'e_stop', self._on_estop, qos.COMMAND)

@@ -15,7 +15,8 @@ import signal
 import sys
 
 NODES = ('mock_robot', 'observation', 'policy', 'reward_monitor', 'episode_manager',
-         'demo_recorder', 'expert', 'transition_publisher', 'learner', 'teleop')
+         'demo_recorder', 'expert', 'transition_publisher', 'learner', 'command_arbiter',
+         'teleop')
 
 _pending = []
 

@@ -57,6 +57,7 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
                      'policy_mode', 'expert_drive', 'expert_source', 'record',
                      'record_autostart', 'bag_dir',
                      'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic',
+                     'arbiter',
                      'reset_controller', 'action_delay_s', 'observation_delay_s',
                      'namespace', 'robots', 'fleet_recorder'}
     for path in LAUNCH_FILES:
@@ -135,7 +136,7 @@ def test_learn_launch_runs_the_actor_graph_and_a_learner_with_its_arguments():
     config = learning_graph_from_launch(values)
     nodes = node_parameters(config)
     assert set(nodes) == {'mock_robot', 'policy', 'reward_monitor', 'episode_manager',
-                          'transition_publisher'}
+                          'transition_publisher', 'command_arbiter'}
     assert set(nodes) | {'learner'} <= _console_scripts()
     assert nodes['mock_robot']['mode'] == 'free_run' and nodes['policy']['mode'] == 'event'
     assert nodes['policy']['exploration'] == 'sample'
@@ -160,7 +161,7 @@ def test_dagger_launch_runs_the_sim_graph_and_a_driver_command_ilrl_accepts():
     config, command = launch_plan(values)
     nodes = node_parameters(config)
     assert set(nodes) == {'mock_robot', 'observation', 'policy', 'reward_monitor',
-                          'episode_manager', 'expert', 'demo_recorder'}
+                          'episode_manager', 'expert', 'demo_recorder', 'command_arbiter'}
     assert set(nodes) <= _console_scripts()
     assert nodes['expert']['drive'] is False
     assert nodes['demo_recorder']['autostart'] is False

@@ -1,0 +1,171 @@
+"""The command arbiter over real DDS: one driver reaches the robot, locks hold it at zero."""
+
+import json
+import time
+
+from geometry_msgs.msg import TwistStamped
+from hypothesis import given, strategies as st
+import numpy as np
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, Float64MultiArray, String
+
+from ilrl_ros import qos
+from ilrl_ros.core.spec import load_spec
+from ilrl_ros.graph import Graph, GraphConfig
+from ilrl_ros.messages import ns_to_stamp, stamp_to_ns
+from ilrl_ros.nodes.command_arbiter import CommandArbiter, command_problem
+from ilrl_ros.nodes.common import Spinner, stop_nodes
+from ilrl_testing import constant_checkpoint, wait_for
+
+TRACK = load_spec('track_follow')
+PENDULUM = load_spec('pendulum')
+
+
+class Bench(Node):
+    """Publishes on the arbiter's inputs; records what reaches the robot and who drives."""
+
+    def __init__(self, context):
+        super().__init__('arbiter_bench', context=context)
+        self.inputs = {name: self.create_publisher(TwistStamped, f'arbiter/{name}',
+                                                   qos.COMMAND)
+                       for name in ('safety', 'teleop', 'expert', 'policy')}
+        self.e_stop = self.create_publisher(Bool, 'e_stop', qos.COMMAND)
+        self.events = self.create_publisher(String, 'episode/event', qos.EVENTS)
+        self.commands = []
+        self.active = []
+        self.scans = []
+        self.create_subscription(TwistStamped, 'cmd_vel', self._on_command, qos.COMMAND)
+        self.create_subscription(String, 'command_arbiter/active',
+                                 lambda m: self.active.append(m.data), qos.LATCHED)
+        self.create_subscription(LaserScan, 'scan',
+                                 lambda m: self.scans.append(stamp_to_ns(m.header.stamp)),
+                                 qos.SENSOR)
+
+    def _on_command(self, msg) -> None:
+        self.commands.append((stamp_to_ns(msg.header.stamp), msg.twist.linear.x))
+
+    def send(self, source: str, stamp_ns: int, speed: float) -> None:
+        msg = TwistStamped()
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.twist.linear.x = speed
+        self.inputs[source].publish(msg)
+
+    def event(self, **fields) -> None:
+        self.events.publish(String(data=json.dumps(fields)))
+
+
+def test_expert_driving_with_a_policy_loaded_gives_one_command_per_observation(tmp_path,
+                                                                             ros_context):
+    checkpoint = constant_checkpoint(tmp_path / 'policy', 'track_follow', 0.05)
+    graph = Graph(GraphConfig(task='track_follow', expert_drive=True, checkpoint=str(checkpoint),
+                              observation_node=False, seed=2), context=ros_context)
+    bench = Bench(ros_context)
+    graph.add_node(bench)
+    graph.start()
+    try:
+        robot, arbiter = graph.nodes['mock_robot'], graph.nodes['command_arbiter']
+        wait_for(lambda: robot.steps >= 60, 30.0, '60 lock-step steps')
+        counts = arbiter.arbiter.status()
+        commands = list(bench.commands)
+        scans = set(bench.scans)
+    finally:
+        graph.close()
+    stamps = [s for s, _ in commands]
+    # Both the expert and the policy answer every observation; the robot gets one answer.
+    assert len(stamps) >= 50 and len(set(stamps)) == len(stamps)
+    answered = set(stamps) & scans
+    assert len(answered) >= len(stamps) - 1          # (the very first may precede our probe)
+    assert counts['active'] == 'expert' and bench.active[-1] == 'expert'
+    sources = counts['sources']
+    assert sources['policy']['ignored'] >= 50 and sources['policy']['forwarded'] <= 1
+    assert sources['expert']['forwarded'] >= 50 and counts['warnings'] >= 1
+    # The policy's constant 0.05 never drove past the first step: the expert's speeds did.
+    assert sum(1 for _, v in commands if abs(v - 0.05) < 1e-9) <= 1
+
+
+def test_teleop_overrides_e_stop_and_the_unsafe_hold_hold_zero_and_stop_commands_zero(
+        ros_context):
+    arbiter = CommandArbiter(context=ros_context, parameter_overrides=[
+        Parameter('task', value='track_follow'), Parameter('warn_period_s', value=0.0)])
+    bench = Bench(ros_context)
+    spinner = Spinner([arbiter], context=ros_context).start()
+    bench_spinner = Spinner([bench], context=ros_context).start()
+    stamp = [1_000_000_000]
+
+    def drive(source, speed, seconds=0.3, also=None):
+        """Publish at 50 Hz for ``seconds``; returns the commands that reached the robot."""
+        before = len(bench.commands)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            stamp[0] += 20_000_000
+            bench.send(source, stamp[0], speed)
+            if also:
+                bench.send(also, stamp[0], -speed)
+            time.sleep(0.02)
+        time.sleep(0.1)
+        return [v for _, v in bench.commands[before:]]
+
+    try:
+        wait_for(lambda: arbiter.count_publishers('arbiter/policy') and
+                 bench.count_subscribers('cmd_vel') and bench.active, 10.0, 'discovery')
+        wait_for(lambda: drive('policy', 0.3, 0.1), 10.0, 'the policy reaching the robot')
+        got = drive('policy', 0.3)
+        assert got and all(v == 0.3 for v in got) and bench.active[-1] == 'policy'
+        # A person takes over: their commands reach the robot, the policy's do not.
+        got = drive('teleop', -0.2, also='policy')
+        assert got and all(v == -0.2 for v in got[1:]) and bench.active[-1] == 'teleop'
+        assert arbiter.arbiter.counts['policy'].ignored >= 5
+        assert arbiter.arbiter.warnings >= 1
+        # The person lets go: after the teleop timeout (0.5 s) the policy drives again.
+        got = drive('policy', 0.3, 0.9)
+        assert got[-1] == 0.3 and -0.2 not in got[-5:] and bench.active[-1] == 'policy'
+        # E-stop: one zero at once, then zero in place of every command, until released.
+        bench.e_stop.publish(Bool(data=True))
+        wait_for(lambda: bench.active[-1] == 'e_stop', 5.0, 'the e-stop engaged')
+        got = drive('policy', 0.3) + drive('teleop', 0.4)
+        assert len(got) >= 10 and all(v == 0.0 for v in got)
+        bench.e_stop.publish(Bool(data=False))
+        time.sleep(0.6)                                # teleop's last zeroed command ages
+        got = drive('policy', 0.3)
+        assert got and got[-1] == 0.3
+        # An unsafe end: the policy is held at zero, the episode manager's own commands pass,
+        # until the next episode starts.
+        bench.event(event='end', episode=1, outcome='unsafe', stamp_ns=stamp[0])
+        wait_for(lambda: bench.active[-1] == 'safety_hold', 5.0, 'the safety hold')
+        got = drive('policy', 0.3)
+        assert len(got) >= 5 and all(v == 0.0 for v in got)
+        got = drive('safety', 0.1)
+        assert got and all(v == 0.1 for v in got)
+        bench.event(event='start', episode=2, stamp_ns=stamp[0])
+        got = drive('policy', 0.3)
+        assert got and got[-1] == 0.3 and bench.active[-1] == 'policy'
+        received = len(bench.commands)
+    finally:
+        stop_nodes([arbiter], spinner)
+        time.sleep(0.3)
+        stop_nodes([bench], bench_spinner)
+    # Stopping commands zero, stamped with the newest stamp seen (never 0).
+    assert bench.commands[received:] == [(stamp[0], 0.0)]
+
+
+value = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                  st.floats(-1e6, 1e6))
+
+
+@given(st.lists(value, max_size=4))
+def test_a_command_that_cannot_drive_is_named_and_refused(values):
+    problem = command_problem(PENDULUM, Float64MultiArray(data=values))
+    good = len(values) == 1 and all(np.isfinite(values)) and abs(values[0]) <= 1e6
+    assert (problem is None) == good
+    if len(values) != 1:
+        assert 'has' in problem and 'pendulum_joint' in problem
+
+
+@given(value, value)
+def test_a_twist_with_a_bad_number_is_refused(linear, angular):
+    msg = TwistStamped()
+    msg.twist.linear.x, msg.twist.angular.z = linear, angular
+    good = all(np.isfinite([linear, angular])) and max(abs(linear), abs(angular)) <= 1e6
+    assert (command_problem(TRACK, msg) is None) == good
