@@ -15,8 +15,10 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 
-ARGUMENTS = [
-    ('task', 'track_follow', 'Task spec: a bundled task name or a YAML path.'),
+from ilrl_ros.graph import config_from_launch, launch_arguments
+
+# task and namespace as the graph's launch files describe them; then the teleop node's own.
+ARGUMENTS = launch_arguments(('task', 'namespace')) + [
     ('mode', 'joy', 'joy (sensor_msgs/Joy on joy_topic) or keyboard (keys in a terminal).'),
     ('topic', 'teleop/cmd_vel', "Where the person's commands go."),
     ('joy_topic', 'joy', 'The sensor_msgs/Joy topic.'),
@@ -33,6 +35,8 @@ ARGUMENTS = [
 def _nodes(context):
     from launch_ros.actions import Node
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    # A task that does not load fails the launch here in one sentence, as the graph's do.
+    graph = config_from_launch({'task': values['task'], 'namespace': values['namespace']})
     keyboard = values['mode'] == 'keyboard'
     parameters = {'task': values['task'], 'mode': values['mode'], 'topic': values['topic'],
                   'joy_topic': values['joy_topic'],
@@ -40,11 +44,11 @@ def _nodes(context):
                   'deadman_button': int(values['deadman_button']),
                   'timeout_s': float(values['timeout_s'])}
     actions = [Node(package='ilrl_ros', executable='teleop', name='teleop', output='screen',
-                    parameters=[parameters],
+                    namespace=graph.namespace or None, parameters=[parameters],
                     prefix=values['terminal_prefix'] if keyboard else None)]
     if values['joy_driver'].lower() == 'true' and not keyboard:
         actions.append(Node(package='joy', executable='joy_node', name='joy_node',
-                            output='screen'))
+                            output='screen', namespace=graph.namespace or None))
     return actions
 
 
