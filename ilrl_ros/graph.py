@@ -11,6 +11,8 @@ import re
 
 from ilrl_ros.core.spec import load_spec
 
+# The managed (lifecycle) nodes: configured, then activated, by the graph or the launch file.
+LIFECYCLE_NODES = ('mock_robot', 'policy', 'episode_manager', 'demo_recorder')
 # The command arbiter's input per source (nodes/command_arbiter.py), in the graph's order of
 # priority: the episode manager's safety commands > a person's teleop > expert > policy.
 ARBITER_INPUTS = {'safety': 'arbiter/safety', 'teleop': 'arbiter/teleop',
@@ -82,6 +84,11 @@ class GraphConfig:
         'Whether the recorder starts at once; otherwise (--record-no-autostart, '
         'record_autostart:=false) it waits for its ~/start service.',
         flag='--record-no-autostart'))
+    activate: bool = field(default=True, metadata=_described(
+        'Bring the lifecycle nodes (policy, mock robot, episode manager, recorder) to active; '
+        'otherwise (--no-activate, activate:=false) they are left configured (inactive) for '
+        'a lifecycle manager, e.g. `ros2 lifecycle set /policy activate`.',
+        flag='--no-activate'))
     bag_dir: str = field(default='bags', metadata=_described('Where the recorder writes bags.'))
     bag_name: str = field(default='', metadata=_described(
         'Bag folder name; empty: timestamped.', launch=False))
@@ -274,6 +281,11 @@ def node_parameters(config: GraphConfig) -> dict:
         out['demo_recorder'] = {'use_sim_time': sim_time, 'topics': topics,
                                 'output_dir': config.bag_dir, 'bag_name': config.bag_name,
                                 'autostart': config.record_autostart}
+    # A node started on its own (a process per node) brings itself to this state; a Graph
+    # and the launch files start them unconfigured and drive the transitions themselves.
+    for name in LIFECYCLE_NODES:
+        if name in out:
+            out[name]['start_state'] = 'active' if config.activate else 'inactive'
     return out
 
 
@@ -283,15 +295,45 @@ def truthy(text: str) -> bool:
 
 
 def launch_nodes(config: GraphConfig, params_file: str) -> list:
-    """launch_ros Node actions for the graph: the parameter file, then the per-node values."""
-    from launch_ros.actions import Node
+    """launch_ros actions for the graph: the parameter file, then the per-node values.
+
+    The lifecycle nodes (``LIFECYCLE_NODES``) are launch_ros LifecycleNodes that start
+    unconfigured; the launch configures each, and once it is inactive after configuring,
+    activates it (unless ``config.activate`` is false: then they wait, configured, for a
+    lifecycle manager). A later deactivate (``ros2 lifecycle set /policy deactivate``) is
+    left alone: the activation follows the first configure only.
+    """
+    from launch.actions import EmitEvent, RegisterEventHandler
+    from launch.events import matches_action
+    from launch_ros.actions import LifecycleNode, Node
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
 
     from ilrl_ros.fleet import file_parameters, launch_plan
+
+    def change(node, transition_id):
+        return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                           transition_id=transition_id))
+
+    actions = []
     # One robot or N (config.robots), each node in its robot's namespace (ilrl_ros.fleet).
-    return [Node(package='ilrl_ros', executable=name, name=name, output='screen',
-                 namespace=namespace or None, remappings=remaps,
-                 parameters=[*file_parameters(params_file, name, namespace), overrides])
-            for name, namespace, remaps, overrides in launch_plan(config)]
+    for name, namespace, remaps, overrides in launch_plan(config):
+        parameters = [*file_parameters(params_file, name, namespace), overrides]
+        if name not in LIFECYCLE_NODES:
+            actions.append(Node(package='ilrl_ros', executable=name, name=name,
+                                output='screen', namespace=namespace or None,
+                                remappings=remaps, parameters=parameters))
+            continue
+        node = LifecycleNode(package='ilrl_ros', executable=name, name=name, output='screen',
+                             namespace=namespace or '', remappings=remaps,
+                             parameters=[*parameters, {'start_state': 'unconfigured'}])
+        actions += [node, change(node, Transition.TRANSITION_CONFIGURE)]
+        if config.activate:
+            actions.append(RegisterEventHandler(OnStateTransition(
+                target_lifecycle_node=node, start_state='configuring', goal_state='inactive',
+                entities=[change(node, Transition.TRANSITION_ACTIVATE)], handle_once=True)))
+    return actions
 
 
 def robot_namespace(text: str) -> str:
@@ -377,16 +419,36 @@ class Graph:
         self.spinner = None
         try:
             for name, values in node_parameters(config).items():
+                if name in LIFECYCLE_NODES:
+                    # Brought up below, as the launch files do: configure, then activate.
+                    values = {**values, 'start_state': 'unconfigured'}
                 overrides = [Parameter(k, value=v) for k, v in values.items()]
                 self.nodes[name] = _node_class(name)(
                     context=self.context, parameter_overrides=overrides,
                     **namespace_arguments(self.namespace))
+            # A configure that fails (a bad spec, checkpoint folder or topic) raises its
+            # cause here, as a node's constructor would.
+            for node in self.lifecycle_nodes():
+                node.change_state('configure')
         except BaseException:
             self.close()
             raise
         self.spinner = Spinner(self.nodes.values(), context=self.context)
 
+    def lifecycle_nodes(self) -> list:
+        """The graph's managed nodes, in the order they are brought up."""
+        return [self.nodes[name] for name in LIFECYCLE_NODES if name in self.nodes]
+
     def start(self) -> 'Graph':
+        """Activate the lifecycle nodes (unless ``config.activate`` is false), then spin."""
+        try:
+            if self.config.activate:
+                for node in self.lifecycle_nodes():
+                    if not node.active:
+                        node.change_state('activate')
+        except BaseException:
+            self.close()
+            raise
         self.spinner.start()
         return self
 

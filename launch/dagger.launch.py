@@ -15,6 +15,8 @@ Without ``ros2 launch``, ``ilrl dagger --graph`` starts the same graph (as ``ilr
 and runs the same rounds.
 """
 
+from dataclasses import replace
+
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, EmitEvent, ExecuteProcess, OpaqueFunction,
                             RegisterEventHandler)
@@ -24,11 +26,11 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
 from ilrl_ros.dagger_live import launch_plan
-from ilrl_ros.graph import launch_arguments, launch_nodes
+from ilrl_ros.graph import launch_arguments, launch_nodes, truthy
 
 # The arguments of the graph come from ilrl_ros.graph.GraphConfig; those of the driver are
 # this file's.
-GRAPH_ARGUMENTS = ('task', 'robot_mode', 'clock')
+GRAPH_ARGUMENTS = ('task', 'robot_mode', 'clock', 'activate')
 DRIVER_ARGUMENTS = [
     ('rounds', '4', 'DAgger rounds, round 0 (expert demonstrations) included.'),
     ('episodes_per_round', '3', 'Finished episodes driven per round.'),
@@ -54,6 +56,9 @@ ARGUMENTS = launch_arguments(GRAPH_ARGUMENTS) + DRIVER_ARGUMENTS + [
 def _actions(context):
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     config, command = launch_plan(values)
+    # activate:=false leaves the lifecycle nodes configured for a manager (then run the
+    # driver yourself once they are active: run_driver:=false).
+    config = replace(config, activate=truthy(values['activate']))
     actions = launch_nodes(config, values['params_file'])
     if command:
         driver = ExecuteProcess(cmd=command, name='ilrl_dagger', output='screen')

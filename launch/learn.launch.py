@@ -24,7 +24,7 @@ from ilrl_ros.graph import launch_arguments, launch_nodes, truthy
 from ilrl_ros.online_run import learner_parameters, learning_graph_from_launch
 
 GRAPH_ARGUMENTS = ('task', 'clock', 'real_time_factor', 'seed', 'exploration',
-                   'teleop_topic', 'record', 'bag_dir')
+                   'teleop_topic', 'record', 'bag_dir', 'activate')
 LEARNER_ARGUMENTS = [
     ('algorithm', 'sac', 'Off-policy algorithm: sac, td3, ddpg or dqn.'),
     ('output_dir', 'runs/learn', 'Where the learner writes checkpoints and logs.'),

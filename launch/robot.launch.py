@@ -22,7 +22,7 @@ from ilrl_ros.graph import config_from_launch, launch_arguments, launch_nodes
 # file and `ilrl sim`); a real robot has no mock robot and no expert, and the recorder waits
 # for its ~/start service.
 ARGUMENTS = launch_arguments(('task', 'namespace', 'checkpoint', 'policy_mode', 'record',
-                              'bag_dir'),
+                              'bag_dir', 'activate'),
                              policy_mode='timer') + [
     ('params_file', PathJoinSubstitution([FindPackageShare('ilrl_ros'), 'config',
                                           'turtlebot3.yaml']),

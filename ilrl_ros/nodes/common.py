@@ -9,8 +9,10 @@ import time
 from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.duration import Duration
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import (ExternalShutdownException, ShutdownException,
                              SingleThreadedExecutor)
+from rclpy.lifecycle import LifecycleNodeMixin, LifecyclePublisher, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
@@ -183,7 +185,9 @@ class SafeNode(Node):
             self._guard(f'parameter update {_name_of(callback)}', callback))
 
     def _dispatch_parameter_changes(self) -> None:
-        if len(self._parameter_checks) + len(self._on_set_callbacks) == 1:
+        # Once: a lifecycle node's cleanup removes its callbacks and configure adds them again.
+        if not getattr(self, '_dispatching', False):
+            self._dispatching = True
             super().add_on_set_parameters_callback(self._on_set_parameters_in_order)
 
     def _on_set_parameters_in_order(self, parameters) -> SetParametersResult:
@@ -228,6 +232,242 @@ def _quiet_log(node: Node, text: str) -> None:
         pass
 
 
+# Lifecycle states a managed node can bring itself to when it starts (``start_state``).
+START_STATES = ('active', 'inactive', 'unconfigured')
+START_STATE = Param(
+    'start_state', 'active', 'Lifecycle state the node brings itself to when it starts: '
+    'active (configured and running: what `ros2 run` wants), inactive (configured, waiting '
+    'for activate) or unconfigured (a lifecycle manager, e.g. the launch files, configures '
+    'and activates it).', choices=START_STATES)
+
+
+class SafeLifecycleNode(LifecycleNodeMixin, SafeNode):
+    """A SafeNode that is a managed (lifecycle) node, for the nodes that move or record.
+
+    Subclasses implement ``configure`` (read the parameters, load the spec and what it
+    needs, create publishers, subscriptions, timers and services), ``activate`` (start
+    commanding, stepping, recording), ``deactivate`` (command zero, stop), and ``cleanup``
+    (release what configure loaded and files it opened); each may raise. Whatever a
+    transition raises is logged with its cause and the transition fails
+    (``TransitionCallbackReturn.FAILURE``): the node returns to the state it was in and keeps
+    serving its lifecycle services and parameters. What configure created is destroyed on
+    cleanup (and after a failed configure), so configure can run again.
+
+    ``active`` is true only while the node is active: nodes that command the robot look at it
+    before anything goes out (or publish on lifecycle publishers,
+    ``create_lifecycle_publisher``, which drop what is published while inactive). Deactivate
+    sets it false first, then runs ``deactivate`` (the zero command), then disables the
+    lifecycle publishers. ``stop()`` commands zero in any configured state, as a SafeNode's
+    does.
+
+    The node's ``__init__`` declares its parameters and calls ``start_lifecycle()`` last,
+    which brings it to ``start_state``: active by default, so ``ros2 run`` and
+    ``python -m ilrl_ros.nodes.start`` give a running node; a failed configure or activate
+    there raises ``ValueError`` with the cause (the process exits 1 with it).
+    """
+
+    def __init__(self, node_name: str, **kwargs):
+        SafeNode.__init__(self, node_name, **kwargs)
+        LifecycleNodeMixin.__init__(self)
+        self.active = False
+        self.configured = False
+        # Why the last transition failed ('' after one that succeeded).
+        self.transition_error = ''
+        self._transition_cause = None
+        self._before_configure = None
+        # ros2 lifecycle set with a transition the state does not have raises in rclpy's
+        # service callback; behind the barrier it is answered success=false instead.
+        for service in (self._service_change_state, self._service_get_state):
+            service.callback = self._guard(f'service {service.srv_name!r}', service.callback,
+                                           default=_failed_response)
+        self.start_state = declare_params(self, (START_STATE,))['start_state']
+
+    # What subclasses implement -------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Read the parameters, load what the node runs on, create its endpoints."""
+
+    def activate(self) -> None:
+        """Start commanding / stepping / recording."""
+
+    def deactivate(self) -> None:
+        """Stop: command zero (``active`` is already false), stop stepping or recording."""
+
+    def cleanup(self) -> None:
+        """Release what configure loaded (endpoints it created are destroyed after this)."""
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label: unconfigured, inactive, active, finalized, ..."""
+        return self._state_machine.current_state[1]
+
+    def start_lifecycle(self) -> None:
+        """Bring the node to ``start_state``; raise as ``change_state`` does if it fails.
+
+        A node that fails to start is destroyed before the error is raised.
+        """
+        try:
+            bring_up(self, self.start_state)
+        except BaseException:
+            for member in getattr(self, 'executor_nodes', (self,)):
+                member.destroy_node()
+            raise
+
+    def change_state(self, transition: str) -> None:
+        """Run ``transition`` (configure, activate, ...) in this thread.
+
+        If it fails, raise the cause when it is a ``ValueError`` or ``OSError`` (a bad
+        parameter, spec or file: its own sentence, as a plain node would raise it), else a
+        ``ValueError`` saying which transition failed and why.
+        """
+        result = getattr(self, f'trigger_{transition}')()
+        if result != TransitionCallbackReturn.SUCCESS:
+            cause = self._transition_cause
+            if isinstance(cause, (ValueError, OSError)):
+                raise cause
+            raise ValueError(f'{self.get_name()}: '
+                             f'{self.transition_error or transition + " failed"}')
+
+    def _run(self, name: str, hook) -> bool:
+        """Run a transition hook behind the barrier; False, with the cause logged, if it raised."""
+        try:
+            hook()
+        except Exception as error:  # noqa: BLE001 - a transition fails, the node stays up
+            self._transition_cause = error
+            self.transition_error = f'{name} failed: {type(error).__name__}: {error}'
+            self.fault_count += 1
+            self.last_fault = self.transition_error
+            self.get_logger().error(f'{self.transition_error}; the node stays '
+                                    f'{self.lifecycle_state} and keeps serving')
+            return False
+        self.transition_error = ''
+        return True
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        self._before_configure = _endpoints(self)
+        if not self._run('configure', self.configure):
+            self._release(failed=True)
+            return TransitionCallbackReturn.FAILURE
+        self.configured = True
+        return super().on_configure(state)
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        # Lifecycle publishers first, so that activate may publish.
+        result = super().on_activate(state)
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
+        self.active = True
+        if not self._run('activate', self.activate):
+            self._stop_activity()
+            super().on_deactivate(state)
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info('active')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        # Always succeeds: a node asked to stop commanding stops, whatever its hook raised.
+        self._stop_activity()
+        self.get_logger().info('inactive: commanding nothing')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        if state.label == 'active':
+            self._stop_activity()
+            super().on_deactivate(state)
+        if state.label in ('active', 'inactive'):
+            self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        # Only a transition that raised past the hooks' barrier lands here: stop, release,
+        # and go back to unconfigured.
+        self._stop_activity()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_activity(self) -> None:
+        was_active, self.active = self.active, False
+        if was_active:
+            self._run('deactivate', self.deactivate)
+
+    def _release(self, failed: bool = False) -> None:
+        if failed:
+            # Undo what a failed configure did get to; its own cause is the one reported.
+            try:
+                self.cleanup()
+            except Exception as error:  # noqa: BLE001 - the configure error says why
+                self.get_logger().debug(f'cleanup after the failed configure: {error!r}')
+        elif self.configured:
+            self._run('cleanup', self.cleanup)
+        self.configured = False
+        if self._before_configure is not None:
+            _destroy_new_endpoints(self, self._before_configure)
+            self._before_configure = None
+
+    def create_lifecycle_publisher(self, msg_type, topic, qos_profile, **kwargs):
+        """A publisher that publishes only while the node is active (SafeNode's QoS rules)."""
+        publisher = self.create_publisher(msg_type, topic, qos_profile,
+                                          publisher_class=LifecyclePublisher, **kwargs)
+        self._managed_entities.add(publisher)
+        return publisher
+
+    def stop(self, ack_timeout_s: float = 1.0) -> None:
+        """Command zero in any state, release what the node holds (``SafeNode.stop``)."""
+        super().stop(ack_timeout_s)
+        self.active = False
+
+
+def bring_up(node, state: str = 'active') -> None:
+    """Configure (and for ``state`` active, activate) a lifecycle node that is unconfigured."""
+    transitions = {'active': ('configure', 'activate'), 'inactive': ('configure',),
+                   'unconfigured': ()}[state]
+    for transition in transitions:
+        node.change_state(transition)
+
+
+_ENDPOINT_KINDS = (('publishers', 'destroy_publisher'),
+                   ('subscriptions', 'destroy_subscription'), ('timers', 'destroy_timer'),
+                   ('services', 'destroy_service'), ('clients', 'destroy_client'))
+
+
+def _endpoints(node) -> dict:
+    """The endpoints and parameter callbacks of a node and its helper nodes, by kind."""
+    out = {}
+    for index, member in enumerate(getattr(node, 'executor_nodes', (node,))):
+        for kind, _ in _ENDPOINT_KINDS:
+            out[index, kind] = {id(entity) for entity in getattr(member, kind)}
+        out[index, 'on_set'] = list(getattr(member, '_on_set_callbacks', ()))
+        out[index, 'post_set'] = list(member._post_set_parameters_callbacks)
+    return out
+
+
+def _destroy_new_endpoints(node, before: dict) -> None:
+    """Destroy what a node (and its helper nodes) created since ``before`` was taken."""
+    for index, member in enumerate(getattr(node, 'executor_nodes', (node,))):
+        for kind, destroy in _ENDPOINT_KINDS:
+            for entity in list(getattr(member, kind)):
+                if id(entity) in before.get((index, kind), ()):
+                    continue
+                if kind == 'publishers':
+                    getattr(member, '_managed_entities', set()).discard(entity)
+                try:
+                    getattr(member, destroy)(entity)
+                except Exception as error:  # noqa: BLE001 - release the rest regardless
+                    _quiet_log(member, f'releasing a {kind[:-1]} raised {error!r}')
+        # Parameter callbacks configure added go too: configure adds them again.
+        if hasattr(member, '_on_set_callbacks'):
+            member._on_set_callbacks[:] = before[index, 'on_set']
+        for callback in list(member._post_set_parameters_callbacks):
+            if callback not in before[index, 'post_set']:
+                member.remove_post_set_parameters_callback(callback)
+
+
 class SourceSubscriptions:
     """Subscribes to a spec's sources and hands each message on as a core reading.
 
@@ -255,13 +495,27 @@ class SourceSubscriptions:
 
 
 class StatusPublisher:
-    """A latched ``~/status`` topic carrying a JSON object."""
+    """A latched ``~/status`` topic carrying a JSON object.
 
-    def __init__(self, node: Node):
+    With ``fields`` (a function returning the object) it is also published every
+    ``period_s`` seconds of the steady clock, whatever the node's state and whether
+    simulated time runs: ``ros2 topic echo --once`` and a late subscriber always get a
+    current status, and a silent topic means a dead node.
+    """
+
+    def __init__(self, node: Node, fields=None, period_s: float = 1.0):
         self._pub = node.create_publisher(String, '~/status', qos.LATCHED)
+        self._fields = fields
+        if fields is not None:
+            node.create_timer(period_s, self.publish_current,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def publish(self, **fields) -> None:
         self._pub.publish(String(data=json.dumps(fields, sort_keys=True)))
+
+    def publish_current(self) -> None:
+        """Publish what ``fields`` returns now."""
+        self.publish(**self._fields())
 
 
 class Spinner:

@@ -38,7 +38,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from ilrl_ros.bag import BagError, BagWriter, message_class, qos_profiles_yaml
-from ilrl_ros.nodes.common import run, SafeNode
+from ilrl_ros.nodes.common import accept, refuse, run, SafeLifecycleNode
 from ilrl_ros.nodes.params import declare_params, Param
 from ilrl_ros.qos import LATCHED
 
@@ -122,61 +122,113 @@ class _Recorded:
     qos: QoSProfile
 
 
-# The recorder's parameters besides ``topics`` (a string array, declared on its own).
+# The recorder's parameters besides ``topics`` (a string array, declared on its own). Those
+# settable at runtime apply from the next recording (~/start, or activate with autostart).
 PARAMETERS = (
-    Param('output_dir', 'bags', 'Directory that receives one bag directory per recording.'),
-    Param('bag_name', '', 'Bag directory name; empty means demo_<UTC timestamp>.'),
+    Param('output_dir', 'bags', 'Directory that receives one bag directory per recording; '
+          'a change applies from the next start.', read_only=False),
+    Param('bag_name', '', 'Bag directory name; empty means demo_<UTC timestamp>; a change '
+          'applies from the next start.', read_only=False),
     Param('flush_interval_s', 1.0, 'Seconds between flushes to disk: the most a killed '
-          'recorder can lose.', low=0.01, high=3600.0),
-    Param('autostart', True, 'Start recording at start-up instead of waiting for ~/start.'),
+          'recorder can lose; a change applies from the next start.', low=0.01,
+          high=3600.0, read_only=False),
+    Param('autostart', True, 'Start recording when the node is activated (at start-up, by '
+          'default) instead of waiting for ~/start.'),
     Param('discovery_period_s', 0.5, 'Seconds between looks at the ROS graph for topics not '
           'yet advertised.', low=0.01, high=3600.0),
 )
 
 
-class DemoRecorder(SafeNode):
-    """Record the configured topics, serialized, into one bag per start/stop cycle."""
+class DemoRecorder(SafeLifecycleNode):
+    """Record the configured topics, serialized, into one bag per start/stop cycle.
+
+    Lifecycle: configure reads the parameters (a bad one fails it, saying which); activate
+    starts recording if ``autostart``; ~/start and ~/stop work while active; deactivate,
+    cleanup and shutdown close the open bag.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('demo_recorder', **kwargs)
-        try:
-            self.config = self._read_parameters()
-            self._topics = self._resolve_topics(self.config.topics)
-        except ValueError:
-            super().destroy_node()
-            raise
         # Executor threads (subscriptions, timers, services) and destroy_node share the state.
         self._state_lock = threading.RLock()
         self._bag: Optional[BagWriter] = None
         self._recorded: dict[str, _Recorded] = {}
         self._waiting: list[str] = []
         self._problems: dict[str, str] = {}
-
+        self._declare_parameters()
+        # Steady clock: with use_sim_time a paused simulation must not stop flushing.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._status_publisher = self.create_publisher(String, '~/status', LATCHED)
+        self.create_timer(STATUS_PERIOD_S, self._publish_status, clock=self._steady)
+        self.add_on_set_parameters_callback(self._check_next_start)
+        self.add_post_set_parameters_callback(self._note_next_start)
+        self.start_lifecycle()
+
+    def configure(self) -> None:
+        """Read and check the parameters; offer ~/start and ~/stop."""
+        self.config = self._read_parameters()
+        self._topics = self._resolve_topics(self.config.topics)
         self.create_service(Trigger, '~/start', self._on_start)
         self.create_service(Trigger, '~/stop', self._on_stop)
-        # Steady clock: with use_sim_time a paused simulation must not stop flushing.
-        steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self.create_timer(self.config.discovery_period_s, self._discover, clock=steady)
-        self.create_timer(self.config.flush_interval_s, self._flush, clock=steady)
-        self.create_timer(STATUS_PERIOD_S, self._on_status_timer, clock=steady)
+        self.create_timer(self.config.discovery_period_s, self._discover, clock=self._steady)
+        self._flush_timer = self.create_timer(self.config.flush_interval_s, self._flush,
+                                              clock=self._steady)
+        self._publish_status()
 
+    def activate(self) -> None:
+        """Start recording if ``autostart``; else wait for ~/start."""
         if self.config.autostart:
             self.start_recording()
         else:
             self._publish_status()
 
+    def deactivate(self) -> None:
+        """Close the open bag (footer, summary, metadata.yaml)."""
+        if self.recording:
+            self.stop_recording()
+        else:
+            self._publish_status()
+
+    def cleanup(self) -> None:
+        """Close the open bag, if any."""
+        self.close()
+        self._publish_status()
+
     # -- parameters ---------------------------------------------------------------------------
 
-    def _read_parameters(self) -> RecorderConfig:
+    def _declare_parameters(self) -> None:
         # An empty list cannot carry the string-array type: declare the type with no default
-        # (unset reads as None, refused below as "no topics").
+        # (unset reads as None, refused at configure as "no topics").
         self.declare_parameter('topics', Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            description='Topics to record; relative names are resolved in the node namespace.',
-            read_only=True))
-        values = declare_params(self, PARAMETERS)
-        return RecorderConfig(topics=tuple(self.get_parameter_or('topics', None).value or ()),
-                              **values)
+            description='Topics to record; relative names are resolved in the node namespace. '
+            'A change applies from the next start.', read_only=False))
+        declare_params(self, PARAMETERS)
+
+    def _read_parameters(self, changes: Sequence[Parameter] = ()) -> RecorderConfig:
+        """The recorder's configuration now (with ``changes`` applied), checked."""
+        values = {param.name: self.get_parameter(param.name).value for param in PARAMETERS}
+        values['topics'] = self.get_parameter_or('topics', None).value
+        values.update({change.name: change.value for change in changes
+                       if change.name in values})
+        return RecorderConfig(**{**values, 'topics': tuple(values['topics'] or ())})
+
+    def _check_next_start(self, parameters: Sequence[Parameter]):
+        """Refuse a change the next recording could not start with (no side effects)."""
+        if not any(parameter.name in ('topics', 'output_dir', 'bag_name')
+                   for parameter in parameters):
+            return accept()
+        try:
+            self._resolve_topics(self._read_parameters(parameters).topics)
+        except ValueError as error:
+            return refuse(str(error))
+        return accept()
+
+    def _note_next_start(self, parameters: Sequence[Parameter]) -> None:
+        names = [p.name for p in parameters if p.name in ('topics', 'output_dir', 'bag_name',
+                                                            'flush_interval_s')]
+        if names:
+            when = 'the next recording' if self.recording else 'the next start'
+            self.get_logger().info(f'{", ".join(names)} changed: applies from {when}')
 
     def _resolve_topics(self, topics: Sequence[str]) -> tuple[str, ...]:
         try:
@@ -194,11 +246,22 @@ class DemoRecorder(SafeNode):
         return self._bag is not None
 
     def start_recording(self) -> Path:
-        """Open a new bag and subscribe to the topics that are already advertised."""
+        """Open a new bag and subscribe to the topics that are already advertised.
+
+        The parameters are read now: what was set since the last start applies.
+        """
         with self._state_lock:
+            if not self.active:
+                raise RecorderError(f'The recorder is {self.lifecycle_state}; activate it '
+                                    'first (ros2 lifecycle set /demo_recorder activate).')
             if self._bag is not None:
                 raise RecorderError(
                     f'Already recording to {self._bag.path}; call ~/stop before starting again.')
+            config = self._read_parameters()
+            self._topics = self._resolve_topics(config.topics)
+            if config.flush_interval_s != self.config.flush_interval_s:
+                self._flush_timer.timer_period_ns = int(config.flush_interval_s * 1e9)
+            self.config = config
             path = self._new_bag_path().resolve()
             self._bag = BagWriter(path, flush_interval_s=self.config.flush_interval_s)
             self._waiting = list(self._topics)
@@ -376,6 +439,7 @@ class DemoRecorder(SafeNode):
             bag = self._bag
             counts = bag.counts if bag is not None else {}
             return {
+                'lifecycle': self.lifecycle_state,
                 'recording': bag is not None,
                 'bag': str(bag.path) if bag is not None else None,
                 'counts': counts,
@@ -390,10 +454,6 @@ class DemoRecorder(SafeNode):
 
     def _publish_status(self) -> None:
         self._status_publisher.publish(String(data=json.dumps(self.status())))
-
-    def _on_status_timer(self) -> None:
-        if self._bag is not None:
-            self._publish_status()
 
     def close(self) -> None:
         """Close the bag cleanly (footer, summary, final metadata) if one is open."""

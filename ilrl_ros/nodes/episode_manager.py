@@ -37,6 +37,7 @@ Whatever a callback raises, the node commands zero (``SafeNode``'s barrier, ``fa
 from dataclasses import dataclass
 import json
 import sys
+import time
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -54,8 +55,9 @@ from ilrl_ros.core.observation import ObservationAssembler
 from ilrl_ros.core.reset_controllers import make_reset_controller
 from ilrl_ros.core.world import make_world
 from ilrl_ros.messages import action_from_message, action_message, action_message_class
-from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run, SafeNode,
-                                   SourceSubscriptions)
+from ilrl_ros.nodes.common import (declare_sync_tolerance, declare_task, run,
+                                   SafeLifecycleNode, SourceSubscriptions, StatusPublisher,
+                                   SYNC_TOLERANCE, TASK)
 from ilrl_ros.nodes.params import declare_params, Param
 
 # WAITING: for the first reading of the next episode; RESETTING: for the reset service, an
@@ -63,6 +65,8 @@ from ilrl_ros.nodes.params import declare_params, Param
 WAITING, RUNNING, RESETTING, DRIVING = 'waiting', 'running', 'resetting', 'driving'
 # How often the reset controller's deadline is looked at (wall clock).
 RESET_WATCH_PERIOD_S = 0.05
+# Period of ~/status (wall clock).
+STATUS_PERIOD_S = 1.0
 
 
 PARAMETERS = (
@@ -102,11 +106,26 @@ class EpisodeManagerParams:
     command_topic: str
 
 
-class EpisodeManager(SafeNode):
+class EpisodeManager(SafeLifecycleNode):
     """Decide termination, publish results, trigger resets; see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__('episode_manager', **kwargs)
+        # Declared now, so that `ros2 param` shows them before configure; configure reads them.
+        declare_params(self, (TASK, SYNC_TOLERANCE, *PARAMETERS))
+        self.state = WAITING
+        self.episode = 0
+        self.results = []
+        self._estop = False
+        self._reset_failure = ''
+        self._start_timer = None
+        self.status = StatusPublisher(self, self._status_fields, STATUS_PERIOD_S)
+        self.start_lifecycle()
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Load the spec's reward, termination and safety terms and the reset controller."""
         self.spec = declare_task(self)
         self.params = EpisodeManagerParams(**declare_params(self, PARAMETERS))
         world = make_world(self.spec)
@@ -145,7 +164,7 @@ class EpisodeManager(SafeNode):
         self._moving = False
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
 
-        group = MutuallyExclusiveCallbackGroup()
+        self._group = group = MutuallyExclusiveCallbackGroup()
         self.result_pub = self.create_publisher(String, 'episode/result', qos.EVENTS)
         self.event_pub = self.create_publisher(String, 'episode/event', qos.EVENTS)
         self.step_pub = self.create_publisher(String, 'episode/step', qos.STEPS)
@@ -170,11 +189,6 @@ class EpisodeManager(SafeNode):
         if self.controller is not None:
             self.create_timer(RESET_WATCH_PERIOD_S, self._watch_reset, callback_group=group,
                               clock=self._steady)
-        if self.params.reset_on_start:
-            self.state = RESETTING
-            # Steady clock: simulated time does not move while the robot waits for us.
-            self._start_timer = self.create_timer(
-                0.1, self._reset_on_start, callback_group=group, clock=self._steady)
         if self.controller is not None:
             how = f'reset controller {self.params.reset_controller!r}'
         else:
@@ -183,38 +197,86 @@ class EpisodeManager(SafeNode):
         self.get_logger().info(
             f'episode manager for task {self.spec.name!r}: reset via {how}; safe set: {limits}')
 
+    def activate(self) -> None:
+        """Judge episodes from the next reading on (after a reset, with reset_on_start)."""
+        self.state = WAITING
+        if self.params.reset_on_start:
+            self.state = RESETTING
+            # Steady clock: simulated time does not move while the robot waits for us.
+            self._start_timer = self.create_timer(
+                0.1, self._reset_on_start, callback_group=self._group, clock=self._steady)
+        self._publish_status()
+
+    def deactivate(self) -> None:
+        """Stop driving (zero), end the running episode as aborted, and reset nothing."""
+        if self._start_timer is not None:
+            self.destroy_timer(self._start_timer)
+            self._start_timer = None
+        if self._moving or self.state == DRIVING:
+            self._send_zero(force=True)
+        if self.state == RUNNING:
+            self._finish(ABORTED, max(self.assembler.newest_stamp_ns(), self._start_ns),
+                         'the episode manager was deactivated', reset=False)
+        self.state = WAITING
+        self._publish_status()
+
+    def _status_fields(self) -> dict:
+        return dict(state=self.state if self.active else 'inactive',
+                    lifecycle=self.lifecycle_state, episode=self.episode,
+                    episodes_ended=len(self.results), estop=self._estop,
+                    reset_failure=self._reset_failure)
+
+    def _publish_status(self) -> None:
+        self.status.publish_current()
+
     # Commands -----------------------------------------------------------------------------
 
-    def _send(self, action: np.ndarray, stamp_ns: int = None) -> None:
+    def _send(self, action: np.ndarray, stamp_ns: int = None, force: bool = False) -> None:
+        if not (self.active or force):
+            return  # inactive: nothing from this node commands the robot
         if stamp_ns is None:
-            stamp_ns = max(self.assembler.newest_stamp_ns(), 0)
+            stamp_ns = self.assembler.newest_stamp_ns()
+            if stamp_ns <= 0:
+                # No reading yet: the command carries the time it is sent, never 0.
+                stamp_ns = self.get_clock().now().nanoseconds or time.time_ns()
         self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
                                                 self.params.frame_id))
         self._moving = bool(np.any(action != 0.0))
 
-    def _send_zero(self, stamp_ns: int = None) -> None:
-        self._send(self._zero, stamp_ns)
+    def _send_zero(self, stamp_ns: int = None, force: bool = False) -> None:
+        self._send(self._zero, stamp_ns, force=force)
 
     def fail_safe(self) -> None:
         """Command zero (any fault: the state cannot be judged); stop a reset controller."""
+        if not self.configured:
+            return  # no spec, no command publisher: nothing was commanded
         if self.stopping:
             if self._moving:
-                self._send_zero()
+                self._send_zero(force=True)
             return
         self._send_zero()
         if self.state == DRIVING:
             self._reset_failed(f'the reset controller stopped on a fault: {self.last_fault}')
 
     def command_publishers(self) -> tuple:
-        return (self.command_pub,)
+        return (self.command_pub,) if self.configured else ()
 
     # Inputs -------------------------------------------------------------------------------
 
     def _reset_on_start(self) -> None:
+        if not self.active:
+            return
+        if self.state != RESETTING:
+            # An operator confirmed a reset before this first one was asked for: the episode
+            # they were told starts must not wait for a second confirmation.
+            self.destroy_timer(self._start_timer)
+            self._start_timer = None
+            return
         if self.reset_client is not None and self.controller is None \
                 and not self.reset_client.service_is_ready():
             return
-        self._start_timer.cancel()
+        self.destroy_timer(self._start_timer)
+        self._start_timer = None
         self._request_reset()
 
     def _on_error(self, source: str, text: str) -> None:
@@ -240,6 +302,8 @@ class EpisodeManager(SafeNode):
         if pressed == self._estop:
             return
         self._estop = pressed
+        if not self.active:
+            return  # remembered: an activation while it is pressed starts nothing
         if not pressed:
             owed = self._reset_deferred and self.state == RESETTING
             self.get_logger().info(f'e-stop released{"; resetting" if owed else ""}')
@@ -262,6 +326,8 @@ class EpisodeManager(SafeNode):
 
     def _on_reading(self, source: str, reading) -> None:
         self.assembler.update(source, reading, self.get_clock().now().nanoseconds)
+        if not self.active:
+            return
         if self.state == DRIVING:
             found = self.assembler.poll_readings()
             if found is not None:
@@ -286,6 +352,7 @@ class EpisodeManager(SafeNode):
             self._start_ns = self._previous_stamp = stamp
             self.state = RUNNING
             self._event(event='start', episode=self.episode, stamp_ns=stamp)
+            self._publish_status()
             return
         reward, _ = self.reward.step(self._previous, self._action, readings)
         self._previous = readings
@@ -313,7 +380,7 @@ class EpisodeManager(SafeNode):
              'reward': reward, 'outcome': outcome, 'terminated': terminated,
              'truncated': truncated})))
 
-    def _finish(self, outcome: str, stamp: int, reason: str = '') -> None:
+    def _finish(self, outcome: str, stamp: int, reason: str = '', reset: bool = True) -> None:
         result = EpisodeResult(episode=self.episode, outcome=outcome,
                                episode_return=self._return, length=self._length,
                                duration_s=(stamp - self._start_ns) / 1e9,
@@ -325,6 +392,9 @@ class EpisodeManager(SafeNode):
         self.get_logger().info(f'episode {self.episode}: {outcome}, return '
                                f'{self._return:.2f}, {self._length} steps')
         self.state = RESETTING
+        self._publish_status()
+        if not reset:
+            return
         if self.params.max_episodes and self.episode >= self.params.max_episodes:
             self.get_logger().info(f'{self.episode} episodes done; not resetting')
             return
@@ -358,8 +428,8 @@ class EpisodeManager(SafeNode):
         except Exception as error:  # noqa: BLE001 - any failure: report and stay put
             self.get_logger().error(f'reset failed: {error}')
             return
-        if self.state != RESETTING:
-            return  # an operator confirmed the reset meanwhile
+        if self.state != RESETTING or not self.active:
+            return  # an operator confirmed the reset meanwhile, or the node was deactivated
         if self._estop:
             self._reset_deferred = True
             return
@@ -406,7 +476,8 @@ class EpisodeManager(SafeNode):
         self._send(action, stamp)
 
     def _watch_reset(self) -> None:
-        if self.state == DRIVING and self._steady.now().nanoseconds > self._reset_deadline_ns:
+        if self.active and self.state == DRIVING \
+                and self._steady.now().nanoseconds > self._reset_deadline_ns:
             self._reset_failed(f'no start state within reset_timeout_s '
                                f'{self.params.reset_timeout_s:g} s: '
                                f'{self.start_condition.unmet}')
@@ -422,8 +493,16 @@ class EpisodeManager(SafeNode):
                                 f'for an operator to call ~/confirm_reset (or ~/restart to '
                                 f'try again)')
 
+    def _inactive_refusal(self, response):
+        response.success = False
+        response.message = (f'the episode manager is {self.lifecycle_state}; activate it first '
+                            '(ros2 lifecycle set /episode_manager activate)')
+        return response
+
     def _on_restart(self, request, response):
         # Abort the running episode (its result says so) and reset, e.g. after a policy swap.
+        if not self.active:
+            return self._inactive_refusal(response)
         if self._estop:
             response.success = False
             response.message = 'the e-stop is engaged; release it first'
@@ -437,12 +516,19 @@ class EpisodeManager(SafeNode):
             self._finish(ABORTED, max(stamp, self._start_ns))
             response.message = f'episode {self.episode} aborted; resetting'
         else:
+            # No episode runs (none started since the last reset): nothing is aborted, and
+            # the next episode keeps the number it was announced with. The first number said
+            # is the last episode that began: results numbered above it come after this call.
             self._request_reset()
-            response.message = 'resetting'
+            response.message = (f'episode {self.episode} was the last to run; none is running, '
+                                f'so none is aborted; resetting: the next is episode '
+                                f'{self.episode + 1}')
         response.success = True
         return response
 
     def _on_confirm_reset(self, request, response):
+        if not self.active:
+            return self._inactive_refusal(response)
         if self._estop:
             response.success = False
             response.message = 'the e-stop is engaged; release it before confirming a reset'
@@ -450,6 +536,11 @@ class EpisodeManager(SafeNode):
         if self.state not in (RESETTING, DRIVING):
             response.success = False
             response.message = f'no reset pending (state: {self.state})'
+            return response
+        if self.params.max_episodes and self.episode >= self.params.max_episodes:
+            response.success = False
+            response.message = (f'max_episodes {self.params.max_episodes} have run; no episode '
+                                'starts')
             return response
         if self.state == DRIVING:
             self._send_zero()

@@ -60,7 +60,7 @@ from ilrl_ros.core.tasks import make_simulator
 from ilrl_ros.messages import (action_from_message, action_message_class,
                                message_class, message_from_reading, ns_to_stamp,
                                stamp_to_ns)
-from ilrl_ros.nodes.common import declare_task, run, SafeNode, StatusPublisher
+from ilrl_ros.nodes.common import declare_task, run, SafeLifecycleNode, StatusPublisher, TASK
 from ilrl_ros.nodes.params import declare_params, Param
 
 MODES = ('free_run', 'lock_step')
@@ -122,11 +122,23 @@ def whole_periods(delay_s: float, dt: float) -> int:
     return int(math.floor(delay_s / dt + 0.5))
 
 
-class MockRobot(SafeNode):
+class MockRobot(SafeLifecycleNode):
     """A simulated robot behind real ROS 2 topics; see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__('mock_robot', **kwargs)
+        # Declared now, so that `ros2 param` shows them before configure; configure reads them.
+        declare_params(self, (TASK, *PARAMETERS))
+        self.status = StatusPublisher(self, self._status_fields, STATUS_PERIOD_S)
+        self.start_lifecycle()
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Build the simulator and the driver's topics, reset to the first start state.
+
+        Nothing is published and no command moves the robot until it is activated.
+        """
         self.spec = declare_task(self)
         self.params = MockRobotParams(**declare_params(self, PARAMETERS))
         lock_step = self.params.mode == 'lock_step'
@@ -165,15 +177,14 @@ class MockRobot(SafeNode):
         group = MutuallyExclusiveCallbackGroup()
         self.sensor_pubs = {}
         for source in self.spec.sources.values():
-            self.sensor_pubs[source.name] = self.create_publisher(
+            self.sensor_pubs[source.name] = self.create_lifecycle_publisher(
                 message_class(source.message_type), source.topic, qos.SENSOR)
-        self.clock_pub = self.create_publisher(ClockMsg, '/clock', qos.SENSOR) \
+        self.clock_pub = self.create_lifecycle_publisher(ClockMsg, '/clock', qos.SENSOR) \
             if self.params.clock == 'sim' else None
         self.create_subscription(action_message_class(self.spec.action),
                                  self.spec.action.topic, self._on_command, qos.COMMAND,
                                  callback_group=group)
         self.create_service(Trigger, '~/reset', self._on_reset, callback_group=group)
-        self.status = StatusPublisher(self)
         if self.params.mode == 'free_run':
             period = self.spec.dt / self.params.real_time_factor
             self.create_timer(period, self._on_physics_tick, callback_group=group,
@@ -181,13 +192,31 @@ class MockRobot(SafeNode):
         else:
             self.create_timer(0.05, self._on_lock_step_watch, callback_group=group,
                               clock=self._wall)
-        self.create_timer(STATUS_PERIOD_S, self._publish_status, callback_group=group,
-                          clock=self._wall)
         self._reset_env()
         self.get_logger().info(
             f'mock robot for task {self.spec.name!r} ({self.spec.sim}), {self.params.mode}, '
             f'clock {self.params.clock}, listening on {self.spec.action.topic!r}'
             f'{self._delay_text()}')
+
+    def activate(self) -> None:
+        """Step: publish the current observation (lock_step) and take commands."""
+        self._gap = None
+        self._commands_since_step = 0
+        if self.params.mode == 'lock_step':
+            self._show()
+        self._publish_status()
+
+    def deactivate(self) -> None:
+        """Stop stepping; the motors stop (no command is kept for the next activation)."""
+        self._command = None
+        self._pending_commands.clear()
+        self._publish_status()
+
+    def cleanup(self) -> None:
+        """Release the simulator (configure builds a new one)."""
+        env = getattr(self, 'env', None)
+        if env is not None:
+            env.close()
 
     def _delay_text(self) -> str:
         p = self.params
@@ -213,9 +242,14 @@ class MockRobot(SafeNode):
                 'commands_missing': self.commands_missing,
                 'longest_command_gap': self.longest_command_gap}
 
+    def _status_fields(self) -> dict:
+        if not self.configured:
+            return {'lifecycle': self.lifecycle_state}
+        return dict(episode=self.episode, mode=self.params.mode, lifecycle=self.lifecycle_state,
+                    **self.timing_counts())
+
     def _publish_status(self) -> None:
-        self.status.publish(episode=self.episode, mode=self.params.mode,
-                            **self.timing_counts())
+        self.status.publish_current()
 
     def _stamp_ns(self) -> int:
         if self.params.clock == 'sim':
@@ -331,6 +365,8 @@ class MockRobot(SafeNode):
         return response
 
     def _on_command(self, msg) -> None:
+        if not self.active:
+            return  # an inactive driver takes no command
         try:
             command = action_from_message(self.spec.action, msg)
             command = self.spec.action.clip(command)
@@ -357,6 +393,8 @@ class MockRobot(SafeNode):
         self._show()
 
     def _on_physics_tick(self) -> None:
+        if not self.active:
+            return
         if self._commands_since_step:
             self.commands_on_time += 1
             self._gap = 0
@@ -380,6 +418,8 @@ class MockRobot(SafeNode):
         self._sense()
 
     def _on_lock_step_watch(self) -> None:
+        if not self.active:
+            return
         # Best-effort sensors may be lost; republish rather than stall the loop forever.
         waited = self._wall.now().nanoseconds - (self._waiting_since or 0)
         if waited > self.params.lock_step_timeout_s * 1e9:

@@ -2,8 +2,8 @@
 
 It builds s_t from the spec's source topics exactly as the policy node does and publishes
 it on ``observation`` (std_msgs/Float32MultiArray, the layout's label naming the task).
-Stale or malformed input is reported on ``~/status`` and in the log, never published as
-numbers.
+Stale or malformed input is reported on ``~/status`` (latched, and once a second whatever
+happens: a healthy graph's status says so too) and in the log, never published as numbers.
 """
 
 import sys
@@ -25,9 +25,10 @@ class ObservationPublisher(SafeNode):
         self.assembler = ObservationAssembler(self.spec,
                                               sync_tolerance_s=declare_sync_tolerance(self))
         self.pub = self.create_publisher(Float32MultiArray, 'observation', qos.SENSOR)
-        self.status = StatusPublisher(self)
         self.published = 0
         self.rejected = 0
+        self.last_error = ''
+        self.status = StatusPublisher(self, self._status_fields, 1.0)
         self.sources = SourceSubscriptions(self, self.spec, self.assembler.sources,
                                            self._on_reading, self._on_error)
         # The fields built from the sensors; a policy's action history is not shown here.
@@ -37,10 +38,15 @@ class ObservationPublisher(SafeNode):
         self.get_logger().info(f'observation for task {self.spec.name!r}: '
                                f'{self.spec.observation.fields_size} values')
 
+    def _status_fields(self) -> dict:
+        return dict(published=self.published, rejected=self.rejected,
+                    last_error=self.last_error)
+
     def _on_error(self, source: str, text: str) -> None:
         self.rejected += 1
+        self.last_error = text
         self.get_logger().error(text, throttle_duration_sec=1.0)
-        self.status.publish(published=self.published, rejected=self.rejected, last_error=text)
+        self.status.publish_current()
 
     def on_fault(self, where: str, error: BaseException) -> None:
         super().on_fault(where, error)

@@ -84,10 +84,17 @@ def declare_params(node, schema: tuple) -> dict:
     """Declare ``schema`` on ``node``; return the values by name.
 
     A start-up value outside what a parameter allows raises ``ValueError`` naming it; a
-    runtime change outside it is refused with the same sentence.
+    runtime change outside it is refused with the same sentence. A parameter declared
+    already (a lifecycle node declares in its constructor and reads again on every
+    configure) is read as it is now.
     """
     values = {}
+    declared = []
     for param in schema:
+        if node.has_parameter(param.name):
+            values[param.name] = node.get_parameter(param.name).value
+            continue
+        declared.append(param)
         try:
             value = node.declare_parameter(param.name, param.default,
                                            param.descriptor()).value
@@ -98,7 +105,9 @@ def declare_params(node, schema: tuple) -> dict:
         if problem:
             raise ValueError(problem)
         values[param.name] = value
-    by_name = {param.name: param for param in schema}
+    if not declared:
+        return values
+    by_name = {param.name: param for param in declared}
 
     def check(parameters) -> SetParametersResult:
         for parameter in parameters:

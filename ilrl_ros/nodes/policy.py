@@ -21,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 import json
 import sys
+import threading
+import time
 
 import numpy as np
 from std_msgs.msg import Bool, String
@@ -33,10 +35,14 @@ from ilrl_ros.core.observation import (ActionHistory, ObservationAssembler, Obse
                                        StaleObservation)
 from ilrl_ros.messages import action_from_message, action_message, action_message_class
 from ilrl_ros.nodes.common import (accept, declare_sync_tolerance, declare_task, refuse, run,
-                                   SafeNode, SourceSubscriptions, StatusPublisher)
+                                   SafeLifecycleNode, SafeNode, SourceSubscriptions,
+                                   StatusPublisher, SYNC_TOLERANCE, TASK)
 from ilrl_ros.nodes.params import declare_params, Param
 
 MODES = ('timer', 'event')
+# What ~/status counts (status_counts()).
+COUNTS = ('ticks', 'commands', 'zero_commands', 'stale', 'errors', 'swaps', 'refused',
+          'missed_ticks', 'teleop_commands')
 # Control rates the node can keep: a tick period from 10 s down to 0.1 ms.
 RATE_LIMITS_HZ = (0.1, 10000.0)
 
@@ -107,11 +113,44 @@ class PolicyParams:
     status_period_s: float
 
 
-class Policy(SafeNode):
+class Policy(SafeLifecycleNode):
     """Run a checkpoint in the loop; see the module docstring."""
 
     def __init__(self, **kwargs):
         super().__init__('policy', **kwargs)
+        # Declared now, so that `ros2 param` shows them before configure; configure reads them.
+        values = declare_params(self, (TASK, SYNC_TOLERANCE, *PARAMETERS))
+        self._policy = None
+        self._estop = False
+        self._yielding = False
+        self._stale_now = False
+        self._last_obs_stamp_ns = None
+        self._exploration = values['exploration']
+        self._last_error = ''
+        self._counts = dict.fromkeys(COUNTS, 0)
+        # Commands go out on the control node's thread, transitions (deactivate: the last
+        # zero) on this node's: checking ``active`` and publishing are one step.
+        self._send_lock = threading.Lock()
+        # The control loop lives on a node of its own, spun by its own executor thread, so
+        # that loading a checkpoint in this node's parameter callback never delays a tick.
+        # It takes the process's ROS arguments (topic remaps, parameter files) except a node
+        # rename, which `ros2 launch ... name:=` passes to every node of the process; and
+        # this node's own (in-process graphs: a namespaced robot's /clock remap).
+        self.control = SafeNode(f'{self.get_name()}_control', on_fault=self.on_fault,
+                                namespace=self.get_namespace(), context=self.context,
+                                start_parameter_services=False, use_global_arguments=False,
+                                cli_args=_without_node_rename(sys.argv)
+                                + _without_node_rename(kwargs.get('cli_args') or []),
+                                parameter_overrides=[self.get_parameter('use_sim_time'),
+                                                     *qos.inherited_overrides(self)])
+        self.executor_nodes = (self.control, self)
+        self.status = StatusPublisher(self, self._status_fields, values['status_period_s'])
+        self.start_lifecycle()
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Load the spec, the parameters and the start-up checkpoint; create the loop."""
         self.spec = declare_task(self)
         values = declare_params(self, PARAMETERS)
         self.params = PolicyParams(
@@ -130,9 +169,7 @@ class Policy(SafeNode):
         self._teleop_timeout_ns = int(values['teleop_timeout_s'] * 1e9)
         self._answer_repeat = False
         self._last_obs_stamp_ns = None
-        self._counts = {'ticks': 0, 'commands': 0, 'zero_commands': 0, 'stale': 0,
-                        'errors': 0, 'swaps': 0, 'refused': 0, 'missed_ticks': 0,
-                        'teleop_commands': 0}
+        self._counts = dict.fromkeys(COUNTS, 0)
         self._last_error = ''
         self._last_tick_ns = None
         self._stale_now = False
@@ -147,19 +184,6 @@ class Policy(SafeNode):
         self._yielding = False
         self._zero = np.zeros(self.spec.action.size)
 
-        # The control loop lives on a node of its own, spun by its own executor thread, so
-        # that loading a checkpoint in this node's parameter callback never delays a tick.
-        # It takes the process's ROS arguments (topic remaps, parameter files) except a node
-        # rename, which `ros2 launch ... name:=` passes to every node of the process; and
-        # this node's own (in-process graphs: a namespaced robot's /clock remap).
-        self.control = SafeNode(f'{self.get_name()}_control', on_fault=self.on_fault,
-                                namespace=self.get_namespace(), context=self.context,
-                                start_parameter_services=False, use_global_arguments=False,
-                                cli_args=_without_node_rename(sys.argv)
-                                + _without_node_rename(kwargs.get('cli_args') or []),
-                                parameter_overrides=[self.get_parameter('use_sim_time'),
-                                                     *qos.inherited_overrides(self)])
-        self.executor_nodes = (self.control, self)
         self.assembler = ObservationAssembler(self.spec,
                                               sync_tolerance_s=declare_sync_tolerance(self))
         self._max_age_ns = int(self.params.max_age_s * 1e9)
@@ -179,8 +203,6 @@ class Policy(SafeNode):
         self.intervention_pub = self.control.create_publisher(
             String, f'{self.get_name()}/intervention', qos.STEPS)
         self.control.create_timer(1.0 / self.params.rate_hz, self._on_tick)
-        self.status = StatusPublisher(self)
-        self.create_timer(self.params.status_period_s, self._publish_status)
 
         # A checkpoint is loaded and verified when it is set (on-set: a refusal changes
         # nothing) and swapped in once the parameter holds it (post-set).
@@ -188,7 +210,7 @@ class Policy(SafeNode):
         checkpoint = values['checkpoint']
         if checkpoint:
             try:
-                self._activate(load_checkpoint(checkpoint, expected_spec=self.spec))
+                self._swap_in(load_checkpoint(checkpoint, expected_spec=self.spec))
             except Exception as error:  # noqa: BLE001 - any failure: start idle, say why
                 self._counts['refused'] += 1
                 self._note_error(f'start-up checkpoint refused, starting idle: '
@@ -201,9 +223,29 @@ class Policy(SafeNode):
             f'{self.command_pub.topic_name}, checkpoint {checkpoint or "(none)"}')
         self._publish_status()
 
+    def activate(self) -> None:
+        """Command from the next observation on."""
+        # The gap while inactive is no missed tick; a lock-step robot waits for an answer to
+        # the observation it last published.
+        self._last_tick_ns = None
+        self._answer_repeat = True
+        self._publish_status()
+
+    def deactivate(self) -> None:
+        """Command zero once and nothing after it until activated again."""
+        self._send(self._zero, self._last_obs_stamp_ns, zero=True, force=True)
+        self._publish_status()
+
+    def cleanup(self) -> None:
+        """Unload the checkpoint (configure loads it again)."""
+        self._policy = None
+        self._staged = None
+        self._last_obs_stamp_ns = None
+        self._publish_status()
+
     # Checkpoints ---------------------------------------------------------------------------
 
-    def _activate(self, loaded) -> None:
+    def _swap_in(self, loaded) -> None:
         # The control callbacks read self._policy once per tick: assigning it is the swap.
         self._policy = loaded
         loaded.reset()  # a recurrent policy starts with no memory of the probes or of the past
@@ -241,10 +283,10 @@ class Policy(SafeNode):
             staged, self._staged = self._staged, None
             if not parameter.value:
                 self._policy = None
-                self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+                self._send(self._zero, self._last_obs_stamp_ns, zero=True)
                 self.get_logger().info('checkpoint cleared: commanding nothing')
             elif staged is not None and staged[0] == parameter.value:
-                self._activate(staged[1])
+                self._swap_in(staged[1])
             self._publish_status()
 
     # Inputs --------------------------------------------------------------------------------
@@ -260,18 +302,23 @@ class Policy(SafeNode):
         self.fail_safe()
 
     def fail_safe(self) -> None:
-        """Command zero if the last command was not zero (a policy that never drove sends none)."""
+        """Command zero if the last command was not zero (a policy that never drove sends none).
+
+        On stop it does so in any state the node is configured in, active or not.
+        """
+        if not self.configured:
+            return  # no spec, no command publisher: this node never commanded anything
         if self._moving or (self.stopping and self._policy is not None):
-            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+            self._send(self._zero, self._last_obs_stamp_ns, zero=True, force=self.stopping)
 
     def command_publishers(self) -> tuple:
-        return (self.command_pub,)
+        return (self.command_pub,) if self.configured else ()
 
     def _on_input_error(self, source: str, text: str) -> None:
         # A malformed message invalidates what the robot was doing: hold it still.
         self._note_error(text)
         if self._policy is not None:
-            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+            self._send(self._zero, self._last_obs_stamp_ns, zero=True)
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data and not self._estop:
@@ -280,7 +327,7 @@ class Policy(SafeNode):
             self.get_logger().info('e-stop released')
         self._estop = bool(msg.data)
         if self._estop:
-            self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+            self._send(self._zero, self._last_obs_stamp_ns, zero=True)
 
     def _on_teleop(self, msg) -> None:
         try:
@@ -333,7 +380,7 @@ class Policy(SafeNode):
 
     def _on_reading(self, source: str, reading) -> None:
         self.assembler.update(source, reading, self.control.get_clock().now().nanoseconds)
-        if self.params.mode != 'event':
+        if self.params.mode != 'event' or not self.active:
             return
         try:
             observation = self.assembler.poll()
@@ -355,6 +402,9 @@ class Policy(SafeNode):
     # Control -------------------------------------------------------------------------------
 
     def _on_tick(self) -> None:
+        if not self.active:
+            return
+        # The timer's own clock: simulated time, with use_sim_time, that a paused /clock stops.
         now = self.control.get_clock().now().nanoseconds
         if self._last_tick_ns is not None and now - self._last_tick_ns > 1.5 * self._period_ns:
             self._counts['missed_ticks'] += int((now - self._last_tick_ns) / self._period_ns
@@ -362,16 +412,20 @@ class Policy(SafeNode):
         self._last_tick_ns = now
         if self._policy is None:
             return
+        # Before the first complete observation this node has commanded nothing: there is
+        # nothing to hold, and its status says it is waiting.
+        waiting = self._last_obs_stamp_ns is None and not self._moving
         if self.params.mode == 'event':
             # Watchdog: in event mode the tick only checks that observations keep coming.
             silent = self.assembler.silent_for_ns(now)
-            if silent < 0 or silent > self._max_age_ns:
+            if not waiting and (silent < 0 or silent > self._max_age_ns):
                 self._stale(f'no observation for more than {self.params.max_age_s:g} s')
             return
         try:
             observation = self.assembler.latest(now)
         except StaleObservation as error:
-            self._stale(str(error))
+            if not waiting:
+                self._stale(str(error))
             return
         except ObservationError as error:
             self._on_input_error('', str(error))
@@ -389,7 +443,7 @@ class Policy(SafeNode):
         self._policy.reset()
         self.get_logger().warn(f'stale input, commanding zero: {text}',
                                throttle_duration_sec=1.0)
-        self._send(self._zero, self._last_obs_stamp_ns or 0, zero=True)
+        self._send(self._zero, self._last_obs_stamp_ns, zero=True)
 
     def _act(self, observation) -> None:
         policy = self._policy
@@ -433,26 +487,53 @@ class Policy(SafeNode):
         return explore_action(policy.network, vector, mode, self._exploration_noise,
                               self.spec.action.low, self.spec.action.high, self._rng)
 
-    def _send(self, action: np.ndarray, stamp_ns: int, zero: bool = False) -> None:
-        if self.stopping and not zero:
-            return  # once stopping, the zero command is the last word
-        self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
-                                                self.params.frame_id))
-        self._moving = not zero and bool(np.any(action != 0.0))
-        self._previous_command = np.array(action, dtype=np.float64)
-        self.history.push(action)
-        self._sent.append((stamp_ns, self._previous_command))
-        self._counts['zero_commands' if zero else 'commands'] += 1
+    def _send(self, action: np.ndarray, stamp_ns, zero: bool = False,
+              force: bool = False) -> None:
+        """Publish a command stamped ``stamp_ns`` (None: now), only while active or ``force``."""
+        with self._send_lock:
+            if not (self.active or force):
+                return  # inactive: nothing from this node commands the robot
+            if self.stopping and not zero:
+                return  # once stopping, the zero command is the last word
+            if not stamp_ns:
+                # A zero before any observation answers none: it carries the time it is sent.
+                stamp_ns = self.control.get_clock().now().nanoseconds or time.time_ns()
+            self.command_pub.publish(action_message(self.spec.action, action, stamp_ns,
+                                                    self.params.frame_id))
+            self._moving = not zero and bool(np.any(action != 0.0))
+            self._previous_command = np.array(action, dtype=np.float64)
+            self.history.push(action)
+            self._sent.append((stamp_ns, self._previous_command))
+            self._counts['zero_commands' if zero else 'commands'] += 1
+
+    def state(self) -> str:
+        """What the node does now (``~/status`` state).
+
+        inactive (not active), idle (no checkpoint), waiting (no observation yet), running,
+        stale, estop, or yielding (to the episode manager's reset controller).
+        """
+        if not self.active:
+            return 'inactive'
+        if self._policy is None:
+            return 'idle'
+        if self._estop:
+            return 'estop'
+        if self._yielding:
+            return 'yielding'
+        if self._stale_now:
+            return 'stale'
+        return 'waiting' if self._last_obs_stamp_ns is None else 'running'
+
+    def _status_fields(self) -> dict:
+        policy = self._policy
+        return dict(state=self.state(), lifecycle=self.lifecycle_state,
+                    checkpoint=str(policy.path) if policy else '',
+                    exploration=self._exploration,
+                    algorithm=policy.manifest['algorithm'] if policy else '',
+                    last_error=self._last_error, **self._counts)
 
     def _publish_status(self) -> None:
-        policy = self._policy
-        state = ('idle' if policy is None else 'estop' if self._estop
-                 else 'yielding' if self._yielding
-                 else 'stale' if self._stale_now else 'running')
-        self.status.publish(state=state, checkpoint=str(policy.path) if policy else '',
-                            exploration=self._exploration,
-                            algorithm=policy.manifest['algorithm'] if policy else '',
-                            last_error=self._last_error, **self._counts)
+        self.status.publish_current()
 
     def status_counts(self) -> dict:
         """Ticks, commands, zero commands, stale inputs, errors, swaps, refusals, missed ticks."""

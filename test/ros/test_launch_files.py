@@ -55,7 +55,7 @@ def test_launch_arguments_and_ilrl_sim_flags_derive_from_graph_config():
     names = {name for name, _, _ in launch_arguments()}
     assert names == {'task', 'checkpoint', 'robot_mode', 'clock', 'real_time_factor',
                      'policy_mode', 'expert_drive', 'expert_source', 'record',
-                     'record_autostart', 'bag_dir',
+                     'record_autostart', 'activate', 'bag_dir',
                      'seed', 'max_episodes', 'transitions', 'exploration', 'teleop_topic',
                      'arbiter',
                      'reset_controller', 'action_delay_s', 'observation_delay_s',
@@ -102,7 +102,7 @@ configs = st.builds(
     real_time_factor=st.floats(0.01, 100.0), policy_mode=st.sampled_from(['event', 'timer']),
     expert_drive=st.booleans(),
     expert_source=st.sampled_from(['scripted', 'checkpoint:/tmp/a b', 'checkpoint:-x']),
-    record=st.booleans(), record_autostart=st.booleans(),
+    record=st.booleans(), record_autostart=st.booleans(), activate=st.booleans(),
     bag_dir=st.text(st.characters(blacklist_categories=('Cs', 'Cc')), min_size=1,
                     max_size=20),
     seed=st.integers(0, 2**31 - 1), max_episodes=st.integers(0, 1000),
