@@ -339,8 +339,9 @@ class SafeLifecycleNode(LifecycleNodeMixin, SafeNode):
             self.transition_error = f'{name} failed: {type(error).__name__}: {error}'
             self.fault_count += 1
             self.last_fault = self.transition_error
-            self.get_logger().error(f'{self.transition_error}; the node stays '
-                                    f'{self.lifecycle_state} and keeps serving')
+            after = {'configure': 'unconfigured', 'activate': 'inactive'}.get(name, '')
+            self.get_logger().error(f'{self.transition_error}; the node keeps serving'
+                                    + (f', {after}' if after else ''))
             return False
         self.transition_error = ''
         return True
