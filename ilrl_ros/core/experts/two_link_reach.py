@@ -1,8 +1,10 @@
 """Reach a point with a planar two-link arm: inverse kinematics, then a PD torque.
 
 The expert for gymnasium's Reacher: the joint angles that put the fingertip on the target
-(of the two elbow solutions, the one nearer the elbow's present angle, within its range),
-then efforts that drive the joints there and damp their speed.
+(the elbow bent one way, ``elbow_sign``, unless only the other is in range), then efforts
+that drive the joints there and damp their speed. A fixed elbow side keeps the expert a
+continuous function of the state, which a cloned policy can learn: choosing the side nearer
+the present elbow angle flips it for arms that start straight, as Reacher's do.
 """
 
 from dataclasses import dataclass
@@ -49,10 +51,13 @@ class TwoLinkReach:
     max_effort: float = 1.0
     elbow_limit: float = 3.0
     """The elbow's range, +/- rad (Reacher's joint1: 3.0)."""
+    elbow_sign: float = 1.0
+    """Which way the elbow bends: +1 or -1; 0 picks the side nearer the present angle."""
 
     def act(self, shoulder: float, elbow: float, shoulder_rate: float, elbow_rate: float,
             target_x: float, target_y: float) -> np.ndarray:
-        goal = two_link_ik(target_x, target_y, self.link0, self.link1, elbow_hint=elbow,
+        hint = self.elbow_sign if self.elbow_sign else elbow
+        goal = two_link_ik(target_x, target_y, self.link0, self.link1, elbow_hint=hint,
                            elbow_limit=self.elbow_limit)
         error = np.array([wrap_angle(goal[0] - shoulder), goal[1] - elbow])
         u = self.kp * error - self.kd * np.array([shoulder_rate, elbow_rate])
