@@ -249,11 +249,16 @@ def node_parameters(config: GraphConfig) -> dict:
     out['episode_manager']['command_topic'] = ARBITER_INPUTS['safety'] if config.arbiter \
         else ''
     if config.arbiter:
-        inputs = {**ARBITER_INPUTS, 'teleop': config.teleop_topic or ARBITER_INPUTS['teleop']}
+        lock_step = config.robot and config.robot_mode == 'lock_step'
+        # A lock-step robot steps only on a command stamped with its observation: there a
+        # person's commands reach it through the policy's relay (teleop_topic), stamped.
+        teleop = config.teleop_topic if config.teleop_topic and not lock_step \
+            else ARBITER_INPUTS['teleop']
+        inputs = {**ARBITER_INPUTS, 'teleop': teleop}
         out['command_arbiter'] = {
             **common, 'source_names': list(inputs), 'source_topics': list(inputs.values()),
             # A lock-step robot steps on every command: a zero nobody asked for is a step.
-            'zero_on_timeout': not (config.robot and config.robot_mode == 'lock_step')}
+            'zero_on_timeout': not lock_step}
     if config.robot:
         out['mock_robot'] = {'task': config.task, 'mode': config.robot_mode,
                              'clock': config.clock, 'seed': config.seed,

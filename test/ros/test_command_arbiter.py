@@ -1,5 +1,6 @@
 """The command arbiter over real DDS: one driver reaches the robot, locks hold it at zero."""
 
+import copy
 import json
 import time
 
@@ -10,14 +11,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, Float64MultiArray, String
+import yaml
 
 from ilrl_ros import qos
 from ilrl_ros.core.spec import load_spec
-from ilrl_ros.graph import Graph, GraphConfig
+from ilrl_ros.graph import Graph, GraphConfig, node_parameters
 from ilrl_ros.messages import ns_to_stamp, stamp_to_ns
 from ilrl_ros.nodes.command_arbiter import CommandArbiter, command_problem
 from ilrl_ros.nodes.common import Spinner, stop_nodes
-from ilrl_testing import constant_checkpoint, wait_for
+from ilrl_testing import constant_checkpoint, Probe, wait_for
 
 TRACK = load_spec('track_follow')
 PENDULUM = load_spec('pendulum')
@@ -148,6 +150,56 @@ def test_teleop_overrides_e_stop_and_the_unsafe_hold_hold_zero_and_stop_commands
         stop_nodes([bench], bench_spinner)
     # Stopping commands zero, stamped with the newest stamp seen (never 0).
     assert bench.commands[received:] == [(stamp[0], 0.0)]
+
+
+def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
+    raw = copy.deepcopy(PENDULUM.raw)
+    raw['safety']['joints'][0]['max_velocity'] = 1.0    # a constant 2 N m breaks it at once
+    task = tmp_path / 'tight.yaml'
+    task.write_text(yaml.safe_dump(raw))
+    checkpoint = constant_checkpoint(tmp_path / 'policy', str(task), 2.0)
+    graph = Graph(GraphConfig(task=str(task), checkpoint=str(checkpoint), expert=False,
+                              observation_node=False, max_episodes=1, seed=1),
+                  context=ros_context)
+    probe = Probe(str(task), ros_context)
+    graph.add_node(probe)
+    graph.start()
+    try:
+        arbiter = graph.nodes['command_arbiter'].arbiter
+        wait_for(lambda: probe.results and arbiter.counts['policy'].zeroed >= 20, 30.0,
+                 'an unsafe end and 20 policy commands after it')
+        values = [float(v[0]) for _, v in list(probe.commands)]
+        status = arbiter.status()
+    finally:
+        graph.close()
+    assert probe.results[0]['outcome'] == 'unsafe'
+    # The lock-step robot kept stepping, on zeros only, from the episode manager's zero on.
+    first_zero = values.index(0.0)
+    assert set(values[:first_zero]) == {2.0} and set(values[first_zero:]) == {0.0}
+    assert len(values) - first_zero >= 20
+    assert status['active'] == 'safety_hold' and status['locks'] == ['safety_hold']
+    assert status['sources']['safety']['forwarded'] == 1
+
+
+def test_the_graph_routes_every_driver_through_the_arbiter():
+    free = node_parameters(GraphConfig(robot_mode='free_run', teleop_topic='teleop/cmd_vel',
+                                       record=True))
+    assert free['policy']['command_topic'] == 'arbiter/policy'
+    assert free['expert']['command_topic'] == 'arbiter/expert'
+    assert free['episode_manager']['command_topic'] == 'arbiter/safety'
+    arbiter = free['command_arbiter']
+    assert dict(zip(arbiter['source_names'], arbiter['source_topics'])) == {
+        'safety': 'arbiter/safety', 'teleop': 'teleop/cmd_vel', 'expert': 'arbiter/expert',
+        'policy': 'arbiter/policy'}
+    assert arbiter['zero_on_timeout'] and 'output_topic' not in arbiter
+    assert 'command_arbiter/active' in free['demo_recorder']['topics']
+    # Lock step: the policy relays a person's commands stamped; no zero nobody asked for.
+    lock = node_parameters(GraphConfig(teleop_topic='teleop/cmd_vel'))['command_arbiter']
+    assert 'teleop/cmd_vel' not in lock['source_topics'] and not lock['zero_on_timeout']
+    off = node_parameters(GraphConfig(arbiter=False, record=True))
+    assert 'command_arbiter' not in off and off['policy']['command_topic'] == ''
+    assert off['expert']['command_topic'] == off['episode_manager']['command_topic'] == ''
+    assert 'command_arbiter/active' not in off['demo_recorder']['topics']
 
 
 value = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
