@@ -32,6 +32,10 @@ It is also the graph's safety supervisor while it learns:
   for ``~/confirm_reset`` (or ``~/restart`` to try the controller again).
 
 Whatever a callback raises, the node commands zero (``SafeNode``'s barrier, ``fail_safe``).
+
+It is a managed (lifecycle) node: it judges episodes only while active; deactivating it ends
+a running episode as ``aborted`` and stops a reset controller at zero. ``~/status``
+(latched, once a second) carries its state, the episode and the episodes ended.
 """
 
 from dataclasses import dataclass

@@ -40,6 +40,9 @@ the observation it follows) and ``commands_missing`` (steps before which none di
 from the first command on (before it nothing commands the robot, so nothing is late), and
 ``longest_command_gap``, the longest run of steps without a new command (1: one control
 period was missed at most once in a row). ``timing_counts()`` returns the same.
+
+It is a managed (lifecycle) node: configure builds the simulator and its topics, and only
+while active does it step, publish sensors and ``/clock`` and take commands.
 """
 
 from collections import deque

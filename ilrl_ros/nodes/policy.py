@@ -15,6 +15,11 @@ commanding on that topic takes over: while their commands keep coming (``teleop_
 they are what the robot is sent, clamped like the policy's, and ``policy/intervention``
 names each observation a person answered, so the learner keeps those steps as
 demonstrations.
+
+It is a managed (lifecycle) node: configure loads the spec, the parameters and the
+checkpoint; only while active does it command (``ros2 lifecycle set /policy deactivate``
+sends one zero and then nothing); swaps work while configured. ``~/status`` says ``inactive``,
+``idle``, ``waiting``, ``running``, ``stale``, ``estop`` or ``yielding``.
 """
 
 from collections import deque
