@@ -6,6 +6,7 @@ experts solve the tasks, and a spec it cannot run is refused by name.
 
 import copy
 import math
+import subprocess
 import sys
 
 import gymnasium as gym
@@ -163,3 +164,13 @@ def test_a_missing_mujoco_is_named_when_a_mujoco_task_is_built(monkeypatch, reac
         make_mujoco_env('Reacher-v5')
     with pytest.raises(ImportError, match='pip install -r requirements.txt'):
         make_env(reacher_spec)
+
+
+def test_mujoco_is_imported_only_when_a_mujoco_task_is_built():
+    # A fresh interpreter: loading the spec and the task modules leaves MuJoCo unloaded.
+    code = ('import sys; from ilrl_ros.core.spec import load_spec; '
+            'import ilrl_ros.core.tasks; '
+            "spec = load_spec('mujoco_reacher'); print('mujoco' in sys.modules)")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.split() == ['False']

@@ -5,6 +5,7 @@ step, seen through ``sensor_msgs/JointState`` and driven by ``Float64MultiArray`
 the expert node reaches the target through the graph.
 """
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
@@ -29,11 +30,13 @@ def test_lock_step_mujoco_robot_publishes_joint_states_and_applies_efforts():
                                                   qos.SENSOR_EVERY)
     env = RosEnv(spec, context=graph.context)
     sim = make_env(spec)
+    reference = gym.make('Reacher-v5').unwrapped
     expert = make_expert(spec)
     try:
         obs, _ = env.reset()
         robot = graph.nodes['mock_robot']
         expected, _ = sim.reset(seed=robot.params.seed + robot.episode - 1)
+        reference.reset(seed=robot.params.seed + robot.episode - 1)
         assert np.array_equal(obs, expected)
         done, steps = False, 0
         while not done:
@@ -41,6 +44,7 @@ def test_lock_step_mujoco_robot_publishes_joint_states_and_applies_efforts():
             action = expert.act(sim.current_readings())
             obs, reward, terminated, truncated, info = env.step(action)
             s_obs, s_reward, s_terminated, s_truncated, s_info = sim.step(action)
+            reference.step(action)
             assert np.array_equal(obs, s_obs), steps
             assert reward == s_reward, steps
             assert (terminated, truncated, info['outcome']) == \
@@ -53,6 +57,9 @@ def test_lock_step_mujoco_robot_publishes_joint_states_and_applies_efforts():
                  'the joint states of the last step')
         last = states[-1]
         assert list(last.name) == ['joint0', 'joint1', 'target_x', 'target_y']
+        # The state the efforts led to is gymnasium's after the same actions.
+        np.testing.assert_allclose(last.position, reference.data.qpos, atol=1e-12)
+        np.testing.assert_allclose(last.velocity, reference.data.qvel, atol=1e-12)
         # The effort each motor applied: 200 N m (its gear) per unit of command.
         np.testing.assert_allclose(last.effort, [*(200.0 * action), 0.0, 0.0], atol=1e-9)
     finally:
