@@ -275,11 +275,9 @@ class SafeLifecycleNode(LifecycleNodeMixin, SafeNode):
         self.transition_error = ''
         self._transition_cause = None
         self._before_configure = None
-        # ros2 lifecycle set with a transition the state does not have raises in rclpy's
-        # service callback; behind the barrier it is answered success=false instead.
-        for service in (self._service_change_state, self._service_get_state):
-            service.callback = self._guard(f'service {service.srv_name!r}', service.callback,
-                                           default=_failed_response)
+        # A transition the state does not have (by id) raises in rclpy's service callback,
+        # which would end the spin thread: it is refused instead (success false).
+        self._service_change_state.callback = self._refusing(self._service_change_state.callback)
         self.start_state = declare_params(self, (START_STATE,))['start_state']
 
     # What subclasses implement -------------------------------------------------------------
@@ -329,6 +327,18 @@ class SafeLifecycleNode(LifecycleNodeMixin, SafeNode):
                 raise cause
             raise ValueError(f'{self.get_name()}: '
                              f'{self.transition_error or transition + " failed"}')
+
+    def _refusing(self, change_state):
+        def answer(request, response):
+            try:
+                return change_state(request, response)
+            except Exception as error:  # noqa: BLE001 - a bad request, not a fault
+                self.get_logger().warn(
+                    f'refused lifecycle transition {request.transition.id} '
+                    f'{request.transition.label!r} in state {self.lifecycle_state}: {error}')
+                response.success = False
+                return response
+        return answer
 
     def _run(self, name: str, hook) -> bool:
         """Run a transition hook behind the barrier; False, with the cause logged, if it raised."""

@@ -9,11 +9,13 @@ import threading
 import time
 
 from lifecycle_msgs.srv import ChangeState, GetState
+import pytest
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock as ClockMsg
 from geometry_msgs.msg import TwistStamped
+from hypothesis import given, settings, strategies as st
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -127,6 +129,49 @@ def test_each_managed_node_goes_through_its_lifecycle_over_ros_services(tmp_path
         assert nodes['policy'].current_checkpoint is None  # shut down: unloaded
     finally:
         stop_nodes([*nodes.values(), manager], spinner)
+        context.try_shutdown()
+
+
+# The lifecycle state machine (design.ros2.org managed nodes): state -> {transition id: goal}.
+MACHINE = {'unconfigured': {1: 'inactive', 5: 'finalized'},
+           'inactive': {2: 'unconfigured', 3: 'active', 6: 'finalized'},
+           'active': {4: 'inactive', 7: 'finalized'},
+           'finalized': {}}
+
+
+@pytest.fixture(scope='module')
+def plus_checkpoint(tmp_path_factory):
+    return constant_checkpoint(tmp_path_factory.mktemp('lifecycle') / 'plus', 'pendulum', 1.0)
+
+
+@settings(max_examples=12)
+@given(ids=st.lists(st.integers(1, 7), max_size=10))
+def test_any_sequence_of_change_state_requests_leaves_the_policy_where_the_machine_says(
+        plus_checkpoint, ids):
+    """Refused transitions change nothing, and what the node does follows its state."""
+    context = ros_context()
+    policy = Policy(context=context, parameter_overrides=[
+        PENDULUM, UNCONFIGURED, Parameter('checkpoint', value=str(plus_checkpoint))])
+    expected = 'unconfigured'
+    try:
+        for transition_id in ids:
+            request = ChangeState.Request()
+            request.transition.id = transition_id
+            # The service's own callback, in this thread: what a ChangeState call runs.
+            answer = policy._service_change_state.callback(request, ChangeState.Response())
+            goal = MACHINE[expected].get(transition_id)
+            assert answer.success == (goal is not None), (expected, transition_id)
+            expected = goal or expected
+            assert policy.lifecycle_state == expected
+            assert policy.active == (expected == 'active')
+            assert policy.configured == (expected in ('inactive', 'active'))
+            assert (policy.current_checkpoint is not None) == policy.configured
+            assert (policy.state() == 'inactive') == (expected != 'active')
+        assert policy.fault_count == 0, policy.last_fault
+    finally:
+        policy.stop()
+        for member in policy.executor_nodes:
+            member.destroy_node()
         context.try_shutdown()
 
 
