@@ -29,6 +29,7 @@ The decision is ``ilrl_ros.core.arbitration.Arbiter``; this node is its glue.
 
 import json
 import sys
+import time
 
 import numpy as np
 from rclpy.clock import Clock, ClockType
@@ -206,10 +207,11 @@ class CommandArbiter(SafeNode):
             self._publish_status()
 
     def _send_zero(self, stamp_ns=None) -> None:
-        if stamp_ns is None:
+        if not stamp_ns:
             stamp_ns = self.arbiter.newest_stamp_ns
-        if stamp_ns is None:
-            stamp_ns = self.get_clock().now().nanoseconds
+        if not stamp_ns:
+            # Before any stamp (and before /clock, whose time reads 0): the wall clock.
+            stamp_ns = self.get_clock().now().nanoseconds or time.time_ns()
         self.command_pub.publish(action_message(self.spec.action,
                                                 np.zeros(self.spec.action.size), stamp_ns,
                                                 self.frame_id))

@@ -152,6 +152,23 @@ def test_teleop_overrides_e_stop_and_the_unsafe_hold_hold_zero_and_stop_commands
     assert bench.commands[received:] == [(stamp[0], 0.0)]
 
 
+def test_a_zero_before_any_command_and_any_clock_is_not_stamped_0(ros_context):
+    arbiter = CommandArbiter(context=ros_context, parameter_overrides=[
+        Parameter('task', value='track_follow'), Parameter('use_sim_time', value=True)])
+    bench = Bench(ros_context)
+    spinner = Spinner([arbiter, bench], context=ros_context).start()
+    try:
+        wait_for(lambda: bench.count_subscribers('e_stop') and
+                 bench.count_subscribers('cmd_vel'), 10.0, 'discovery')
+        time.sleep(0.3)
+        bench.e_stop.publish(Bool(data=True))   # nothing seen, no /clock: the sim time is 0
+        wait_for(lambda: bench.commands, 5.0, 'the e-stop zero')
+    finally:
+        stop_nodes([arbiter, bench], spinner)
+    stamp, speed = bench.commands[0]
+    assert speed == 0.0 and abs(stamp - time.time_ns()) < 60e9
+
+
 def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
     raw = copy.deepcopy(PENDULUM.raw)
     raw['safety']['joints'][0]['max_velocity'] = 1.0    # a constant 2 N m breaks it at once
