@@ -59,10 +59,10 @@ def sources_from_lists(names, priorities, timeouts_s) -> tuple:
         raise ValueError(f'one priority and one timeout per source expected: {len(names)} '
                          f'names, {len(priorities)} priorities, {len(timeouts_s)} timeouts')
     sources = tuple(Source(n, p, t) for n, p, t in zip(names, priorities, timeouts_s))
-    for kind, values in (('name', names), ('priority', priorities)):
+    for kind, values in (('names', names), ('priorities', priorities)):
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
-            raise ValueError(f'command sources need distinct {kind}s; {", ".join(twice)} '
+            raise ValueError(f'command sources need distinct {kind}; {", ".join(twice)} '
                              f'given more than once')
     return sources
 
@@ -300,11 +300,12 @@ class Arbiter:
 
     def _output(self, source: Source, latest: _Latest) -> list:
         latest.done = True
+        lock = self._lock_over(source)
         if latest.stamp_ns is not None and latest.stamp_ns == self._last_output_stamp:
             self.counts[source.name].duplicates += 1
-            self._set_active(source.name, f'{source.name} drives')
+            self._set_active(lock or source.name, f'{lock} holds the robot at zero' if lock
+                             else f'{source.name} drives')
             return []
-        lock = self._lock_over(source)
         if lock is not None:
             self.counts[source.name].zeroed += 1
             self._set_active(lock, f'{lock} holds the robot at zero')

@@ -7,6 +7,7 @@ import time
 from geometry_msgs.msg import TwistStamped
 from hypothesis import given, strategies as st
 import numpy as np
+import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import LaserScan
@@ -196,6 +197,20 @@ def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
     assert len(values) - first_zero >= 20
     assert status['active'] == 'safety_hold' and status['locks'] == ['safety_hold']
     assert status['sources']['safety']['forwarded'] == 1
+
+
+@pytest.mark.parametrize('overrides, problem', [
+    ({'source_topics': ['a']}, 'source_topics has 1 topics for 4 sources'),
+    ({'source_priorities': [1, 2, 3, 3]}, 'distinct priorities; 3'),
+    ({'source_timeouts_s': [0.5, 0.5, 0.5, -1.0]}, "source 'policy': timeout_s"),
+    ({'output_topic': 'arbiter/policy'}, 'also a source topic'),
+    ({'hold_source': 'operator'}, "unknown command source 'operator'"),
+])
+def test_bad_sources_stop_the_node_at_start_with_the_reason(ros_context, overrides, problem):
+    parameters = [Parameter('task', value='track_follow')] + \
+        [Parameter(k, value=v) for k, v in overrides.items()]
+    with pytest.raises(ValueError, match=problem):
+        CommandArbiter(context=ros_context, parameter_overrides=parameters)
 
 
 def test_the_graph_routes_every_driver_through_the_arbiter():
