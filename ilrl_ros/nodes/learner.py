@@ -150,8 +150,9 @@ class Learner(SafeNode):
         self.create_subscription(Float64MultiArray, TOPIC, self._on_transition, qos.STEPS)
         self.set_client = self.create_client(
             SetParameters, f'{self.params.policy_node}/set_parameters')
-        self.status = StatusPublisher(self)
-        self.create_timer(1.0, self._publish_status)
+        # Latched, and once a second of the steady clock: a paused simulation does not
+        # silence it.
+        self.status = StatusPublisher(self, self._status_fields, 1.0)
         self.get_logger().info(
             f'learner: {self.params.algorithm} on task {self.spec.name!r}, swapping into '
             f'{self.set_client.srv_name} every {self.params.swap_every} updates; output '
@@ -284,11 +285,10 @@ class Learner(SafeNode):
                 else reason
             self.get_logger().error(f'the policy refused {record[3]}: {reason}')
 
-    def _publish_status(self) -> None:
-        self.status.publish(transitions=self.online.transitions,
-                            intervened=self.online.intervened,
-                            episodes=len(self.online.episodes.returns),
-                            return_mean=self.online.episodes.recent_mean(), **self.counts)
+    def _status_fields(self) -> dict:
+        return dict(transitions=self.online.transitions, intervened=self.online.intervened,
+                    episodes=len(self.online.episodes.returns),
+                    return_mean=self.online.episodes.recent_mean(), **self.counts)
 
     def close(self) -> None:
         self._stop.set()

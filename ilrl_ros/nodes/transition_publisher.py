@@ -45,11 +45,12 @@ class TransitionPublisher(SafeNode):
                                      intervention_topic=self.params.intervention_topic)
         self.publisher = self.create_publisher(Float64MultiArray, TOPIC, qos.STEPS)
         self.published = self.intervened = 0
-        self.status = StatusPublisher(self)
+        # Latched, and every status_period_s of the steady clock: a paused simulation does not
+        # silence it.
+        self.status = StatusPublisher(self, self._status_fields, self.params.status_period_s)
         # Pairing runs on a timer, apart from the subscriptions: a burst of messages is
         # paired in one pass.
         self.create_timer(0.005, self._on_pair)
-        self.create_timer(self.params.status_period_s, self._publish_status)
         self.get_logger().info(f'transitions of task {self.spec.name!r} on '
                                f'{self.publisher.topic_name}')
 
@@ -61,11 +62,10 @@ class TransitionPublisher(SafeNode):
             self.published += 1
             self.intervened += transition.intervened
 
-    def _publish_status(self) -> None:
+    def _status_fields(self) -> dict:
         builder = self.listener.builder
-        self.status.publish(published=self.published, intervened=self.intervened,
-                            lost=builder.lost, input_errors=self.listener.errors,
-                            last_error=self.listener.last_error)
+        return dict(published=self.published, intervened=self.intervened, lost=builder.lost,
+                    input_errors=self.listener.errors, last_error=self.listener.last_error)
 
 
 def main(args=None) -> int:
