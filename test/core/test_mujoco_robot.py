@@ -10,15 +10,21 @@ import subprocess
 import sys
 
 import gymnasium as gym
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
 from ilrl_ros.core.envs.mujoco_robot import make_mujoco_env
+from ilrl_ros.core.episode.measures import fingertip_distance, joint_effort
 from ilrl_ros.core.experts.two_link_reach import two_link_ik
+from ilrl_ros.core.readings import JointReading
 from ilrl_ros.core.spec import load_spec, parse_spec, SpecError
 from ilrl_ros.core.tasks import make_env, make_expert, make_simulator
 
 pytest.importorskip('mujoco')
+_REACHER_SPEC = load_spec('mujoco_reacher')
+# One simulator for the property tests: building one per example would cost a model load each.
+_REACHER_ENV = make_env(_REACHER_SPEC)
 
 
 @pytest.fixture(scope='module')
@@ -174,3 +180,42 @@ def test_mujoco_is_imported_only_when_a_mujoco_task_is_built():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.split() == ['False']
+
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(actions=st.lists(st.lists(finite_or_not, min_size=1, max_size=3), min_size=1,
+                        max_size=5))
+def test_any_effort_command_is_refused_by_name_or_applied_within_the_bounds(actions):
+    env = _REACHER_ENV
+    env.reset(seed=0)
+    for action in actions:
+        if len(action) != 2 or not np.all(np.isfinite(action)):
+            with pytest.raises(ValueError, match='task expects 2 .joint0, joint1.|not finite'):
+                env.step(action)
+            continue
+        env.step(action)
+        joints = env.current_readings()['joint_states']
+        assert np.all(np.isfinite(joints.position)) and np.all(np.isfinite(joints.velocity))
+        np.testing.assert_allclose(joints.effort[:2], 200.0 * np.clip(action, -1.0, 1.0),
+                                   atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(names=st.lists(st.sampled_from(['joint0', 'joint1', 'target_x', 'target_y', 'x']),
+                      max_size=5),
+       values=st.lists(finite_or_not, max_size=5))
+def test_fingertip_and_effort_measures_refuse_bad_joint_states_by_name(names, values):
+    reading = JointReading(stamp_ns=1, names=tuple(names), position=np.array(values),
+                           velocity=np.array(values), effort=np.array(values))
+    term = _REACHER_SPEC.reward[0]
+    for measure in (lambda: fingertip_distance(reading, term),
+                    lambda: joint_effort(reading, 'joint0')):
+        try:
+            value = measure()
+        except ValueError as error:
+            assert 'joint' in str(error)
+        else:
+            assert math.isfinite(value)
