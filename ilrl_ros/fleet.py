@@ -71,8 +71,8 @@ def shared_recorder_parameters(config: GraphConfig) -> dict:
 def launch_plan(config: GraphConfig) -> list:
     """(node name, namespace, remappings, parameter values) of every node a launch starts.
 
-    ``ilrl_ros.graph.launch_nodes`` turns each into a launch_ros Node; this holds what they
-    are, testable without launch_ros.
+    ``ilrl_ros.launch_actions.launch_nodes`` turns each into a launch_ros Node; this holds
+    what they are, testable without launch_ros.
     """
     plan = []
     for index, namespace in enumerate(robot_namespaces(config)):

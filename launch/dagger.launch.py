@@ -26,7 +26,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
 from ilrl_ros.dagger_live import launch_plan
-from ilrl_ros.graph import launch_arguments, launch_nodes, truthy
+from ilrl_ros.graph import launch_arguments, truthy
+from ilrl_ros.launch_actions import launch_nodes
 
 # The arguments of the graph come from ilrl_ros.graph.GraphConfig; those of the driver are
 # this file's.

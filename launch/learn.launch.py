@@ -20,7 +20,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from ilrl_ros.graph import launch_arguments, launch_nodes, truthy
+from ilrl_ros.graph import launch_arguments, truthy
+from ilrl_ros.launch_actions import launch_nodes
 from ilrl_ros.online_run import learner_parameters, learning_graph_from_launch
 
 GRAPH_ARGUMENTS = ('task', 'clock', 'real_time_factor', 'seed', 'exploration',

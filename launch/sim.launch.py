@@ -19,7 +19,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
-from ilrl_ros.graph import config_from_launch, launch_arguments, launch_nodes
+from ilrl_ros.graph import config_from_launch, launch_arguments
+from ilrl_ros.launch_actions import launch_nodes
 
 # The graph's arguments come from ilrl_ros.graph.GraphConfig (one description for this file,
 # robot.launch.py, dagger.launch.py and `ilrl sim`); only the parameter file is this file's.
