@@ -12,7 +12,8 @@ import re
 from ilrl_ros.core.spec import load_spec
 
 # The managed (lifecycle) nodes: configured, then activated, by the graph or the launch file.
-LIFECYCLE_NODES = ('mock_robot', 'policy', 'episode_manager', 'demo_recorder')
+# The robot comes last: what it publishes once active finds the others active already.
+LIFECYCLE_NODES = ('demo_recorder', 'episode_manager', 'policy', 'mock_robot')
 # The command arbiter's input per source (nodes/command_arbiter.py), in the graph's order of
 # priority: the episode manager's safety commands > a person's teleop > expert > policy.
 ARBITER_INPUTS = {'safety': 'arbiter/safety', 'teleop': 'arbiter/teleop',

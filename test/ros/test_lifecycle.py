@@ -23,24 +23,41 @@ from std_srvs.srv import Trigger
 from ilrl_ros import qos
 from ilrl_ros.bag import open_bag
 from ilrl_ros.graph import Graph, GraphConfig
-from ilrl_ros.messages import ns_to_stamp, stamp_to_ns
+from ilrl_ros.core.spec import load_spec
+from ilrl_ros.messages import (action_from_message, action_message_class, ns_to_stamp,
+                               stamp_to_ns)
 from ilrl_ros.nodes.common import Spinner, stop_nodes
 from ilrl_ros.nodes.demo_recorder import DemoRecorder
 from ilrl_ros.nodes.episode_manager import EpisodeManager
 from ilrl_ros.nodes.mock_robot import MockRobot
 from ilrl_ros.nodes.policy import Policy
-from ilrl_testing import constant_checkpoint, Probe, ros_context, wait_for
+from ilrl_testing import constant_checkpoint, ros_context, wait_for
 
 PENDULUM = Parameter('task', value='pendulum')
 UNCONFIGURED = Parameter('start_state', value='unconfigured')
 
 
-class Manager(Probe):
-    """A lifecycle manager and operator: ChangeState / GetState, parameters, Trigger, status."""
+class Manager(Node):
+    """A lifecycle manager and operator: ChangeState / GetState, parameters, Trigger, status.
 
-    def __init__(self, context, name: str = 'manager'):
-        super().__init__('pendulum', context, name=name)
-        self.statuses = {}
+    It records the pendulum's commands and the episode events and results. Each test runs
+    in a namespace of its own, so that no node left over from another test (a process
+    still stopping) answers its calls.
+    """
+
+    def __init__(self, context, namespace: str):
+        super().__init__('manager', context=context, namespace=namespace)
+        spec = load_spec('pendulum')
+        self.commands, self.events, self.results, self.statuses = [], [], [], {}
+        self.create_subscription(
+            action_message_class(spec.action), spec.action.topic,
+            lambda m: self.commands.append((time.monotonic(),
+                                            action_from_message(spec.action, m))),
+            qos.COMMAND)
+        self.create_subscription(String, 'episode/event', lambda m: self.events.append(
+            json.loads(m.data)), qos.EVENTS)
+        self.create_subscription(String, 'episode/result', lambda m: self.results.append(
+            json.loads(m.data)), qos.EVENTS)
 
     def call(self, srv_type, name: str, request, timeout_s: float = 10.0):
         client = self.create_client(srv_type, name)
@@ -89,22 +106,23 @@ def test_each_managed_node_goes_through_its_lifecycle_over_ros_services(tmp_path
     """
     checkpoint = constant_checkpoint(tmp_path / 'plus', 'pendulum', 1.0)
     context = ros_context()
+    ns = 'lifecycle_all'
     nodes = {
-        'mock_robot': MockRobot(context=context, parameter_overrides=[
+        'mock_robot': MockRobot(context=context, namespace=ns, parameter_overrides=[
             PENDULUM, UNCONFIGURED, Parameter('mode', value='lock_step')]),
-        'policy': Policy(context=context, parameter_overrides=[
+        'policy': Policy(context=context, namespace=ns, parameter_overrides=[
             PENDULUM, UNCONFIGURED, Parameter('checkpoint', value=str(checkpoint))]),
-        'episode_manager': EpisodeManager(context=context, parameter_overrides=[
+        'episode_manager': EpisodeManager(context=context, namespace=ns, parameter_overrides=[
             PENDULUM, UNCONFIGURED]),
-        'demo_recorder': DemoRecorder(context=context, parameter_overrides=[
+        'demo_recorder': DemoRecorder(context=context, namespace=ns, parameter_overrides=[
             UNCONFIGURED, Parameter('topics', value=['joint_states']),
             Parameter('output_dir', value=str(tmp_path / 'bags'))]),
     }
-    manager = Manager(context)
+    manager = Manager(context, ns)
     spinner = _spin(context, manager, *nodes.values())
     try:
         # `ros2 lifecycle nodes` lists the nodes that offer lifecycle_msgs GetState.
-        wait_for(lambda: {f'/{name}/get_state' for name in nodes} <= {
+        wait_for(lambda: {f'/{ns}/{name}/get_state' for name in nodes} <= {
             name for name, types in manager.get_service_names_and_types()
             if 'lifecycle_msgs/srv/GetState' in types}, 10, 'the lifecycle services')
         for name, node in nodes.items():
@@ -177,11 +195,12 @@ def test_any_sequence_of_change_state_requests_leaves_the_policy_where_the_machi
 
 def test_a_transition_that_raises_fails_and_the_node_keeps_serving(tmp_path):
     context = ros_context()
-    policy = Policy(context=context, parameter_overrides=[
+    ns = 'lifecycle_raises'
+    policy = Policy(context=context, namespace=ns, parameter_overrides=[
         Parameter('task', value=str(tmp_path / 'no_such_task.yaml')), UNCONFIGURED])
-    recorder = DemoRecorder(context=context, parameter_overrides=[
+    recorder = DemoRecorder(context=context, namespace=ns, parameter_overrides=[
         UNCONFIGURED, Parameter('output_dir', value=str(tmp_path / 'bags'))])
-    manager = Manager(context)
+    manager = Manager(context, ns)
     spinner = _spin(context, manager, policy, recorder)
     try:
         assert not manager.set('policy', 'configure')
@@ -214,8 +233,8 @@ def test_deactivating_the_policy_commands_zero_and_stops_it_and_swaps_work_while
     minus = constant_checkpoint(tmp_path / 'minus', 'pendulum', -1.0)
     config = GraphConfig(task='pendulum', checkpoint=str(plus), expert=False, clock='wall',
                          robot_mode='free_run')
-    with Graph(config) as graph:
-        manager = Manager(graph.context)
+    with Graph(config, namespace='lifecycle_graph') as graph:
+        manager = Manager(graph.context, 'lifecycle_graph')
         graph.add_node(manager)
         wait_for(lambda: any(v[0] == 1.0 for _, v in list(manager.commands)), 20,
                  'the policy to command 1.0')
@@ -252,11 +271,11 @@ def test_deactivating_the_policy_commands_zero_and_stops_it_and_swaps_work_while
 
 
 class Clocked(Node):
-    """Publishes /clock by hand and an e-stop, and feeds the pendulum's joint state."""
+    """Publishes <namespace>/clock by hand and an e-stop, and feeds the pendulum's joints."""
 
-    def __init__(self, context):
-        super().__init__('clocked', context=context)
-        self.clock = self.create_publisher(ClockMsg, '/clock', qos.SENSOR)
+    def __init__(self, context, namespace: str):
+        super().__init__('clocked', context=context, namespace=namespace)
+        self.clock = self.create_publisher(ClockMsg, 'clock', qos.SENSOR)
         self.joints = self.create_publisher(JointState, 'joint_states', qos.SENSOR)
         self.estop = self.create_publisher(Bool, 'e_stop', qos.COMMAND)
 
@@ -278,16 +297,19 @@ def test_policy_states_stamps_and_missed_ticks_are_honest_on_a_sim_clock(tmp_pat
     checkpoint = constant_checkpoint(tmp_path / 'plus', 'pendulum', 1.0)
     track = constant_checkpoint(tmp_path / 'track', 'track_follow', 0.1)
     context = ros_context()
-    policy = Policy(context=context, parameter_overrides=[
+    ns = 'lifecycle_states'
+    # A clock of this test's own: no other node's /clock moves it.
+    policy = Policy(context=context, namespace=ns,
+                    cli_args=['--ros-args', '-r', f'/clock:=/{ns}/clock'], parameter_overrides=[
         PENDULUM, Parameter('checkpoint', value=str(checkpoint)), Parameter('mode', value='timer'),
         Parameter('use_sim_time', value=True), Parameter('control_rate_hz', value=20.0),
         Parameter('max_observation_age_s', value=0.5)])
     # A stamped command (track_follow's TwistStamped) shows the stamp of a zero it sends
     # before any observation.
-    stamped = Policy(context=context, parameter_overrides=[
+    stamped = Policy(context=context, namespace=ns, parameter_overrides=[
         Parameter('task', value='track_follow'), Parameter('checkpoint', value=str(track))])
-    manager = Manager(context)
-    clocked = Clocked(context)
+    manager = Manager(context, ns)
+    clocked = Clocked(context, ns)
     stamps = []
     manager.create_subscription(TwistStamped, 'cmd_vel', lambda m: stamps.append(
         stamp_to_ns(m.header.stamp)), qos.COMMAND)
@@ -330,10 +352,11 @@ def test_policy_states_stamps_and_missed_ticks_are_honest_on_a_sim_clock(tmp_pat
 
 def test_recorder_start_parameters_set_at_runtime_apply_to_the_next_bag(tmp_path):
     context = ros_context()
-    recorder = DemoRecorder(context=context, parameter_overrides=[
+    ns = 'lifecycle_recorder'
+    recorder = DemoRecorder(context=context, namespace=ns, parameter_overrides=[
         Parameter('topics', value=['first']), Parameter('output_dir', value=str(tmp_path / 'a')),
         Parameter('bag_name', value='one'), Parameter('discovery_period_s', value=0.05)])
-    manager = Manager(context)
+    manager = Manager(context, ns)
     first = manager.create_publisher(String, 'first', qos.EVENTS)
     second = manager.create_publisher(String, 'second', qos.EVENTS)
     spinner = _spin(context, manager, recorder)
@@ -364,8 +387,8 @@ def test_recorder_start_parameters_set_at_runtime_apply_to_the_next_bag(tmp_path
         feeder.join()
         stop_nodes([recorder, manager], spinner)
         context.try_shutdown()
-    assert set(open_bag(tmp_path / 'a' / 'one').topics) == {'/first'}
-    assert set(open_bag(tmp_path / 'b' / 'two').topics) == {'/second'}
+    assert set(open_bag(tmp_path / 'a' / 'one').topics) == {f'/{ns}/first'}
+    assert set(open_bag(tmp_path / 'b' / 'two').topics) == {f'/{ns}/second'}
 
 
 def test_robot_mode_episode_numbers_agree_across_confirm_and_restart():
@@ -374,10 +397,11 @@ def test_robot_mode_episode_numbers_agree_across_confirm_and_restart():
     A restart before the first observation aborts nothing and keeps the next number.
     """
     context = ros_context()
-    em = EpisodeManager(context=context, parameter_overrides=[
+    ns = 'lifecycle_robot'
+    em = EpisodeManager(context=context, namespace=ns, parameter_overrides=[
         PENDULUM, Parameter('reset_service', value='')])
-    manager = Manager(context)
-    clocked = Clocked(context)
+    manager = Manager(context, ns)
+    clocked = Clocked(context, ns)
     spinner = _spin(context, manager, clocked, em)
     try:
         wait_for(lambda: em.state == 'resetting', 5, 'the first reset')
