@@ -214,9 +214,8 @@ class DemoRecorder(SafeLifecycleNode):
 
     def _check_next_start(self, parameters: Sequence[Parameter]):
         """Refuse a change the next recording could not start with (no side effects)."""
-        if not any(parameter.name in ('topics', 'output_dir', 'bag_name')
-                   for parameter in parameters):
-            return accept()
+        if not any(parameter.name == 'topics' for parameter in parameters):
+            return accept()  # a folder or name that cannot be made is said at ~/start
         try:
             self._resolve_topics(self._read_parameters(parameters).topics)
         except ValueError as error:
