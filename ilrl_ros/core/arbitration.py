@@ -275,9 +275,21 @@ class Arbiter:
         driver = self._by_name.get(self.active)
         if driver is not None and self.fresh(driver.name, now_ns):
             return []
-        winner = self.winner(now_ns)
+        # Who takes over is judged when the driver timed out, not at this later tick: a
+        # command that came just after the driver's last one is as fresh as it was, and a
+        # lock-step robot waits on it (its source sends nothing more until it is answered).
+        at = now_ns
+        if driver is not None and driver.name not in self._released:
+            at = min(now_ns, self._latest[driver.name].arrived_ns
+                     + int(driver.timeout_s * 1e9))
+        winner = next((s for s in self.sources if s is not driver and self.fresh(s.name, at)),
+                      None)
         if winner is not None:
             latest = self._latest[winner.name]
+            if driver is not None and latest.arrived_ns <= self._latest[driver.name].arrived_ns:
+                # The driver commanded after it: it answers an observation already answered
+                # (before a reset, say), so it never goes.
+                latest.done = True
             if latest.done:
                 lock = self._lock_over(winner)
                 self._set_active(lock or winner.name, f'{lock} holds the robot at zero'

@@ -68,6 +68,34 @@ def test_teleop_overrides_the_policy_while_it_is_fresh_then_hands_back():
     assert arbiter.receive('policy', 540 * MS, 4)[0] == FORWARD
 
 
+def test_the_handover_judges_freshness_when_the_driver_timed_out_not_at_the_late_tick():
+    # Lock step: both answer observation 7; the expert then stops (drive off) and the policy
+    # sends nothing more until its answer is forwarded.
+    arbiter = make(zero_on_timeout=False)
+    arbiter.receive('expert', 0, 6)
+    arbiter.receive('policy', 5 * MS, 7, message='p7')
+    assert arbiter.tick(500 * MS) == []
+    # The tick comes 30 ms after the expert's timeout: the policy's answer is 525 ms old, but
+    # it was fresh when the expert timed out, so it goes (else the robot would wait forever).
+    (handover,) = arbiter.tick(530 * MS)
+    assert (handover.kind, handover.message, arbiter.active) == (FORWARD, 'p7', 'policy')
+    # A command the driver answered after (the episode manager's reset, then its zero at
+    # the start state) is superseded: at the handover it does not go.
+    reset = make()
+    reset.receive('policy', 0, message='old')
+    reset.receive('safety', 5 * MS)
+    assert reset.receive('policy', 6 * MS, message='p-end')[0] == IGNORED
+    reset.receive('safety', 100 * MS, zero=True)          # the start state: zero
+    assert reset.release('safety', 110 * MS) == [] and reset.active == 'policy'
+    assert kinds(reset.receive('policy', 120 * MS, message='p-start')[1]) == \
+        [(FORWARD, 'policy', None)]
+    # A source that was stale already then does not drive.
+    late = make(zero_on_timeout=False)
+    late.receive('policy', 0, 5)
+    late.receive('expert', 10 * MS, 6)
+    assert late.tick(600 * MS) == [] and late.active == ''
+
+
 def test_a_driver_that_stops_times_out_to_one_zero_stamped_with_the_newest_stamp():
     arbiter = make()
     arbiter.receive('expert', 0, 7, zero=False)

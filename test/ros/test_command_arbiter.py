@@ -199,6 +199,36 @@ def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
     assert status['sources']['safety']['forwarded'] == 1
 
 
+def test_a_reset_controller_drives_through_the_arbiter_and_yields_at_each_start(tmp_path,
+                                                                              ros_context):
+    raw = copy.deepcopy(PENDULUM.raw)
+    raw['termination']['timeout_s'] = 1.0                 # 20-step episodes
+    task = tmp_path / 'short.yaml'
+    task.write_text(yaml.safe_dump(raw))
+    checkpoint = constant_checkpoint(tmp_path / 'policy', str(task), 1.0)
+    # Free run: in lock step the policy misses an episode's first observation when it comes
+    # before the start event (it yields until then), with or without the arbiter.
+    graph = Graph(GraphConfig(task=str(task), checkpoint=str(checkpoint), expert=False,
+                              observation_node=False, max_episodes=2, seed=1,
+                              reset_controller='pendulum_rest', robot_mode='free_run',
+                              real_time_factor=4.0), context=ros_context)
+    probe = Probe(str(task), ros_context)
+    graph.add_node(probe)
+    graph.start()
+    try:
+        wait_for(lambda: len(probe.results) >= 2, 30.0, 'two episodes')
+        status = graph.nodes['command_arbiter'].arbiter.status()
+    finally:
+        graph.close()
+    # Each episode began after pendulum_rest brought the pendulum to rest, and the policy
+    # drove them: the episode manager's source handed over at each start.
+    assert [(r['outcome'], r['length']) for r in probe.results] == [('timeout', 20)] * 2
+    assert [e['event'] for e in probe.events][:3] == ['reset', 'start', 'end']
+    sources = status['sources']
+    assert sources['safety']['forwarded'] >= 2 and sources['policy']['forwarded'] >= 30
+    assert status['active'] == 'policy'
+
+
 @pytest.mark.parametrize('overrides, problem', [
     ({'source_topics': ['a']}, 'source_topics has 1 topics for 4 sources'),
     ({'source_priorities': [1, 2, 3, 3]}, 'distinct priorities; 3'),
