@@ -206,7 +206,11 @@ class LiveDAgger:
                            f'{self.config.policy_node}/status (is the policy node running?)')
         return self.op.policy_status
 
-    def _check_policy_not_restarted(self) -> dict:
+    def _check_policy_not_restarted(self, fresh: bool = False) -> dict:
+        if fresh:
+            # The status comes once a period (steady clock): a lock-step episode can end
+            # between two, so wait for one published after it.
+            self.op.policy_status = None
         status = dict(self._policy_status())
         if self._status_seen:
             before = self._status_seen[-1]
@@ -412,7 +416,7 @@ class LiveDAgger:
                  for m in self.members]), [])
             final = {**_summary(results), 'results': results}
         for member in self.members:
-            member._check_policy_not_restarted()
+            member._check_policy_not_restarted(fresh=True)
         result = LiveDAggerResult(rows=rows, final=final, checkpoint=str(self.checkpoint),
                                   policy_status=list(self._status_seen))
         write_results(result, config, time.monotonic() - started)
