@@ -1,12 +1,13 @@
 """Turn a recorded bag into a demonstration dataset for a task, aligned on the control clock.
 
 Every command on the action topic (the commands that were executed: the control clock) anchors
-one row. The row's time is the command's header stamp when it has one (TwistStamped, stamped
-with the observation it answers) and otherwise the time the recorder received it (the bag's log
-time). Each observation source then gives the newest reading at or before that time (header
-stamps against a stamp, log times against a log time) if it lies within the alignment
-tolerance; a source with no such reading drops the row, counted under a reason that names the
-topic and the gap. Nothing is ever filled in or interpolated.
+one row. The row's time is the command's stamp when it has one (TwistStamped in its header, a
+Float64MultiArray of efforts in its layout's ``stamp_ns=`` label: the observation it answers)
+and otherwise the time the recorder received it (the bag's log time). Each observation source
+then gives the newest reading at or before that time (header stamps against a stamp, log times
+against a log time) if it lies within the alignment tolerance; a source with no such reading
+drops the row, counted under a reason that names the topic and the gap. Nothing is ever filled
+in or interpolated.
 
 The action label is the command itself, or, with a label topic (an expert's ``expert/action``,
 a teleoperator's ``teleop/cmd_vel``), the newest label message at or before the row's time
@@ -55,7 +56,8 @@ from ilrl_ros.bag import BagMessageError, format_log_time, open_bag
 from ilrl_ros.core.data import Demonstrations
 from ilrl_ros.core.observation import ActionHistory, extract_observation, ObservationError
 from ilrl_ros.core.spec import ActionSpec, TaskSpec
-from ilrl_ros.messages import action_from_message, reading_from_message, stamp_to_ns
+from ilrl_ros.messages import (action_from_message, command_stamp_ns, reading_from_message,
+                               stamp_to_ns)
 
 # Message types a command or label topic may carry, per action type: teleop tools publish
 # Twist even where the robot takes TwistStamped, so either is read for a twist action.
@@ -115,7 +117,8 @@ class ConversionReport:
     label_tolerance_s: dict = field(default_factory=dict)
     """Label tolerance used when comparing header stamps ('stamp') or log times ('log')."""
     anchored: Counter = field(default_factory=Counter)
-    """Commands anchored on their header stamp ('stamp') or on their log time ('log')."""
+    """Commands anchored on their stamp ('stamp': header, or layout label of efforts) or on
+    their log time ('log')."""
     gaps_s: dict = field(default_factory=dict)
     """Per source topic (and 'label'), over kept rows: max and mean age of what was used [s]."""
     reward_alignment: str = 'none'
@@ -143,7 +146,7 @@ class ConversionReport:
         if self.corrupt:
             lines.append(f'  CORRUPT: {self.loss_text()}')
             lines.extend(f'    {loss["text"]}' for loss in self.losses)
-        used = ', '.join(f'{n} by {"header stamp" if k == "stamp" else "log time"} '
+        used = ', '.join(f'{n} by {"stamp" if k == "stamp" else "log time"} '
                          f'(tolerance {self.align_tolerance_s[k]:.3f} s)'
                          for k, n in sorted(self.anchored.items()))
         if used:
@@ -289,6 +292,20 @@ def _header_stamp(msg):
     return stamp_to_ns(header.stamp) or None
 
 
+def _command_stamp(action: ActionSpec, msg):
+    """The stamp of the observation a command or label answers in ns, or None if it has none.
+
+    A Float64MultiArray names it in its layout (``messages.STAMP_LABEL``); one whose layout
+    claims a stamp unreadably gets None here and is dropped as unusable by ``_action_values``.
+    """
+    if action.type == 'twist':
+        return _header_stamp(msg)
+    try:
+        return command_stamp_ns(action, msg) or None
+    except ValueError:
+        return None
+
+
 def _action_values(action: ActionSpec, msg) -> np.ndarray:
     """The action vector of a command or label, whether or not a twist is stamped."""
     if action.type == 'twist':
@@ -415,7 +432,7 @@ def bag_to_dataset(bag_path, spec: TaskSpec, action_topic: str = None, label_top
                 except ValueError as problem:
                     values, error = None, str(problem)
                 for key in {action_topic, label_topic} & {topic}:
-                    streams[key].add(index, message.log_time_ns, _header_stamp(msg),
+                    streams[key].add(index, message.log_time_ns, _command_stamp(action, msg),
                                      (values, error))
             if topic == event_key:
                 try:

@@ -5,13 +5,14 @@ through it, so a message means the same numbers everywhere.
 """
 
 import math
+import re
 import sys
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 import numpy as np
 from sensor_msgs.msg import CompressedImage
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from ilrl_ros.bag.schema import message_class
 from ilrl_ros.core.image_codec import decode_image, encode_image
@@ -196,7 +197,11 @@ def message_from_reading(reading, frame_id: str, child_frame_id: str = 'base_lin
 
 def action_message(spec: ActionSpec, action: np.ndarray, stamp_ns: int = 0,
                    frame_id: str = 'base_link'):
-    """Build the command message for an action vector (already checked and clamped)."""
+    """Build the command message for an action vector (already checked and clamped).
+
+    ``stamp_ns``: the stamp of the observation the command answers; a TwistStamped carries it
+    in its header, a Float64MultiArray in its layout (``STAMP_LABEL``; 0 leaves it unstamped).
+    """
     if spec.type == 'twist':
         msg = TwistStamped() if spec.stamped else Twist()
         twist = msg.twist if spec.stamped else msg
@@ -209,11 +214,61 @@ def action_message(spec: ActionSpec, action: np.ndarray, stamp_ns: int = 0,
         return msg
     msg = Float64MultiArray()
     msg.data = [float(v) for v in action]
+    if stamp_ns:
+        # ros2_control's forward command controller reads only ``data``; the one layout
+        # dimension still describes it (a vector of its size) and names the observation.
+        size = len(msg.data)
+        msg.layout.dim = [MultiArrayDimension(label=f'{STAMP_LABEL}{int(stamp_ns)}',
+                                              size=size, stride=size)]
     return msg
 
 
+STAMP_LABEL = 'stamp_ns='
+"""How a Float64MultiArray command names the observation it answers: its layout has one
+dimension, of the data's size, labelled ``stamp_ns=<the observation's stamp in ns>`` (a
+decimal integer from 1 to 2**63 - 1, no sign, no leading zero), e.g. ``stamp_ns=1500000000``."""
+_STAMP_VALUE = re.compile(r'[1-9][0-9]{0,18}')
+_INT64_MAX = 2 ** 63 - 1
+
+
+def command_stamp_ns(spec: ActionSpec, msg):
+    """The stamp of the observation a command answers, in ns, or None for an unstamped one.
+
+    TwistStamped: its header stamp (0 when unset). Float64MultiArray: the ``stamp_ns=`` label
+    of its layout (see ``STAMP_LABEL``); a command with no such label (a real driver stack, a
+    bag recorded before commands were stamped) is unstamped. A layout that claims a stamp but
+    cannot be read is a ``ValueError`` naming the topic, the label and the expected form:
+    such a command is refused, never paired with a guessed observation.
+    """
+    if spec.type == 'twist':
+        header = getattr(msg, 'header', None)
+        return stamp_to_ns(header.stamp) if header is not None else None
+    dims = list(msg.layout.dim)
+    claims = [d for d in dims if 'stamp_ns' in str(d.label).lower()]
+    if not claims:
+        return None
+    expected = (f'one layout dimension labelled {STAMP_LABEL}<ns> (a decimal integer from 1 '
+                f'to {_INT64_MAX}) whose size is the number of values')
+    if len(dims) != 1:
+        raise ValueError(f'command on {spec.topic!r} has layout labels '
+                         f'{[str(d.label) for d in dims]}; a stamped command has {expected}')
+    label, size = str(dims[0].label), int(dims[0].size)
+    value = label[len(STAMP_LABEL):] if label.startswith(STAMP_LABEL) else None
+    if value is None or not _STAMP_VALUE.fullmatch(value) or int(value) > _INT64_MAX:
+        raise ValueError(f'command on {spec.topic!r} has the layout label {label!r}, which is '
+                         f'not a stamp; expected {expected}')
+    if size != len(msg.data):
+        raise ValueError(f'command on {spec.topic!r} is stamped {label!r} over {size} values '
+                         f'but carries {len(msg.data)}; expected {expected}')
+    return int(value)
+
+
 def action_from_message(spec: ActionSpec, msg) -> np.ndarray:
-    """Read the action vector back out of a command message (robot and bag side)."""
+    """Read the action vector back out of a command message (robot and bag side).
+
+    A Float64MultiArray whose layout claims a stamp it does not carry readably is refused
+    (``ValueError``, see ``command_stamp_ns``), as one of the wrong size is.
+    """
     if spec.type == 'twist':
         twist = msg.twist if spec.stamped else msg
         return np.array([getattr(getattr(twist, name.split('.')[0]), name.split('.')[1])
@@ -222,6 +277,7 @@ def action_from_message(spec: ActionSpec, msg) -> np.ndarray:
     if data.size != spec.size:
         raise ValueError(f'command on {spec.topic!r} has {data.size} values; the task expects '
                          f'{spec.size} ({", ".join(spec.fields)})')
+    command_stamp_ns(spec, msg)
     return data
 
 

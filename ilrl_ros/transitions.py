@@ -20,7 +20,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationAssembler, ObservationError
 from ilrl_ros.core.rl.transitions import Transition, TransitionBuilder
-from ilrl_ros.messages import action_from_message, action_message_class, stamp_to_ns
+from ilrl_ros.messages import action_from_message, action_message_class, command_stamp_ns
 
 TOPIC = 'transitions'
 PARTS = ('obs', 'action', 'next_obs', 'reward', 'flags', 'episode', 'stamp', 'next_stamp')
@@ -170,8 +170,13 @@ class LoopListener:
                 self._notify()
 
     def _on_command(self, msg) -> None:
-        action = self.spec.action.clip(action_from_message(self.spec.action, msg))
-        answers = stamp_to_ns(msg.header.stamp) if self.spec.action.stamped else None
+        try:
+            action = self.spec.action.clip(action_from_message(self.spec.action, msg))
+        except ValueError as error:
+            # A command of the wrong size or with an unreadable stamp pairs with nothing.
+            self._on_error('command', str(error))
+            return
+        answers = command_stamp_ns(self.spec.action, msg)
         with self.lock:
             self.builder.command(action, answers)
             self._notify()

@@ -39,8 +39,9 @@ def add_to(sub) -> None:
     p.add_argument('--task', required=True, help='task name or spec YAML path')
     p.add_argument('-o', '--output', required=True, help='dataset .npz to write')
     p.add_argument('--action-topic', default=None,
-                   help='the executed commands: one row per message, at its header stamp '
-                   "(TwistStamped) or else its log time (default: the task's command topic); "
+                   help='the executed commands: one row per message, at its stamp '
+                   '(TwistStamped header, Float64MultiArray layout label stamp_ns=) or else its '
+                   "log time (default: the task's command topic); "
                    'they are the labels unless --label-topic is given')
     p.add_argument('--label-topic', default=None,
                    help='take the action labels from this topic instead, e.g. expert/action '

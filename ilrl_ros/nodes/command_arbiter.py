@@ -38,7 +38,7 @@ from std_msgs.msg import Bool, String
 from ilrl_ros import qos
 from ilrl_ros.core.arbitration import ALL, Arbiter, FORWARD, sources_from_lists
 from ilrl_ros.messages import (action_from_message, action_message, action_message_class,
-                               stamp_to_ns)
+                               command_stamp_ns)
 from ilrl_ros.nodes.common import declare_task, run, SafeNode, StatusPublisher
 from ilrl_ros.nodes.params import declare_params, Param
 
@@ -151,7 +151,7 @@ class CommandArbiter(SafeNode):
                                     throttle_duration_sec=1.0)
             self._apply(self.arbiter.refuse(name, self._now()))
             return
-        stamp = stamp_to_ns(msg.header.stamp) if self.spec.action.stamped else None
+        stamp = command_stamp_ns(self.spec.action, msg)
         zero = not np.any(action_from_message(self.spec.action, msg))
         _, outputs = self.arbiter.receive(name, self._now(), stamp, msg, zero)
         self._apply(outputs)

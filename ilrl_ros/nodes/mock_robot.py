@@ -61,8 +61,8 @@ from ilrl_ros import qos
 from ilrl_ros.core.envs.delays import DelayedActions
 from ilrl_ros.core.tasks import make_simulator
 from ilrl_ros.messages import (action_from_message, action_message_class,
-                               message_class, message_from_reading, ns_to_stamp,
-                               stamp_to_ns)
+                               command_stamp_ns, message_class, message_from_reading,
+                               ns_to_stamp)
 from ilrl_ros.nodes.common import declare_task, run, SafeLifecycleNode, StatusPublisher, TASK
 from ilrl_ros.nodes.params import declare_params, Param
 
@@ -386,8 +386,10 @@ class MockRobot(SafeLifecycleNode):
             self.get_logger().debug('discarded a command for the observation before a reset')
             self._show()
             return
-        if self.spec.action.stamped and stamp_to_ns(msg.header.stamp) != self._published_stamp_ns:
+        answers = command_stamp_ns(self.spec.action, msg)
+        if answers is not None and answers != self._published_stamp_ns:
             # A stamped command answers one observation; any other is stale or a duplicate.
+            # An unstamped one (a driver stack's effort command) steps on arrival, as always.
             return
         self._awaiting_command = False
         self.env.step(command)
