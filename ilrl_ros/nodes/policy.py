@@ -364,8 +364,29 @@ class Policy(SafeLifecycleNode):
             self._yielding = True
             self.get_logger().info(f'the reset controller ({event["by"]}) drives; waiting')
         elif event.get('event') == 'start':
-            self._yielding = False
-            self._begin_episode(int(event.get('stamp_ns', 0)))
+            was_yielding, self._yielding = self._yielding, False
+            start_ns = int(event.get('stamp_ns', 0))
+            self._begin_episode(start_ns)
+            if was_yielding:
+                self._answer_first_observation(start_ns)
+
+    def _answer_first_observation(self, start_ns: int) -> None:
+        """Answer the episode's first observation if it came while a reset controller drove.
+
+        It reached this node before the start event, while it still yielded; a lock-step robot
+        waits for its answer and would otherwise stall.
+        """
+        if self.params.mode != 'event' or not self.active or not self.assembler.complete_set():
+            return
+        try:
+            observation = self.assembler.latest(self.control.get_clock().now().nanoseconds)
+        except ObservationError:
+            return  # stale or incomplete: the robot's next message is answered as usual
+        if observation.stamp_ns < start_ns or any(stamp == observation.stamp_ns
+                                                  for stamp, _ in self._sent):
+            return
+        self._answer_repeat = False
+        self._act(observation)
 
     def _begin_episode(self, start_ns: int) -> None:
         """A new episode: no command before it limits the next or stays in the history.

@@ -27,7 +27,7 @@ from ilrl_ros.messages import stamp_to_ns
 from ilrl_ros.nodes.common import Spinner, stop_nodes
 from ilrl_ros.nodes.episode_manager import EpisodeManager
 from ilrl_ros.nodes.mock_robot import MockRobot
-from ilrl_testing import Probe, ros_context, wait_for
+from ilrl_testing import constant_checkpoint, Probe, ros_context, wait_for
 
 EFFORT_TOPIC = 'effort_controller/commands'
 
@@ -196,6 +196,23 @@ def test_a_reset_controller_brings_the_pendulum_to_rest_before_each_episode(tmp_
     driven = np.array([c[0] for c in received])
     assert np.any((driven != 0.0) & (np.abs(driven) < 2.0)) and np.all(np.abs(driven) <= 2.0)
     assert [0.0] in received
+
+
+def test_a_lock_step_policy_answers_the_first_observation_after_a_reset_controller(tmp_path):
+    """The episode's first observation can reach the policy before the start event, while it
+    still yields to the reset controller; a lock-step robot waits for its answer."""
+    from ilrl_ros.graph import Graph, GraphConfig
+    task = pendulum_variant(tmp_path, 'pendulum_short', termination={'timeout_s': 1.0})
+    checkpoint = constant_checkpoint(tmp_path / 'push', task, 0.5)
+    graph = Graph(GraphConfig(task=str(task), checkpoint=str(checkpoint), expert=False,
+                              observation_node=False, reset_controller='pendulum_rest',
+                              max_episodes=3))
+    probe = Probe(str(task), graph.context)
+    graph.add_node(probe)
+    with graph:
+        # Each 20-step episode follows a controller reset; none may wait on a stalled robot.
+        wait_for(lambda: len(probe.results) >= 3, 30, 'three episodes after controller resets')
+    assert [r['length'] for r in probe.results] == [20, 20, 20], probe.results
 
 
 def test_a_reset_controller_out_of_time_reports_reset_failed_and_waits_for_an_operator():
