@@ -9,7 +9,7 @@ single-threaded executor per node. The nodes still talk through real DDS topics 
 from dataclasses import dataclass, field, fields
 import re
 
-from ilrl_ros.core.spec import load_spec
+from ilrl_ros.core.spec import bundled_tasks, load_spec
 
 # The managed (lifecycle) nodes: configured, then activated, by the graph or the launch file.
 # The robot comes last: what it publishes once active finds the others active already.
@@ -44,7 +44,7 @@ class GraphConfig:
     """
 
     task: str = field(default='track_follow', metadata=_described(
-        'Task spec: bundled name (track_follow, track_follow_camera, pendulum) or YAML path.'))
+        f'Task spec: a bundled task name ({", ".join(bundled_tasks())}) or a YAML path.'))
     namespace: str = field(default='', metadata=_described(
         "ROS namespace of the robot's nodes and topics (e.g. robot_1: /robot_1/scan); with "
         "--robots N, the prefix of the robots' namespaces <namespace>_1 .. <namespace>_N "

@@ -1250,6 +1250,11 @@ def tasks_dir() -> Path:
         return here.parent / 'config' / 'tasks'
 
 
+def bundled_tasks() -> list:
+    """The names of the task specs that ship with the package (config/tasks/*.yaml)."""
+    return sorted(p.stem for p in tasks_dir().glob('*.yaml'))
+
+
 def resolve_spec_path(task: str) -> Path:
     """Turn a task name (``track_follow``) or a path to a YAML file into a spec path."""
     try:
@@ -1267,7 +1272,7 @@ def resolve_spec_path(task: str) -> Path:
         raise SpecError(f'task spec {task!r}: cannot be opened: {error}') from None
     candidate = tasks_dir() / f'{task}.yaml'
     if not candidate.is_file():
-        known = sorted(p.stem for p in tasks_dir().glob('*.yaml'))
+        known = bundled_tasks()
         raise SpecError(f'task {task!r}: not a spec file and not a bundled task; '
                         f'bundled tasks: {", ".join(known) or "none found"}')
     return candidate

@@ -19,13 +19,13 @@ from std_msgs.msg import String
 
 from ilrl_ros import qos
 from ilrl_ros.core.observation import ObservationError
-from ilrl_ros.core.spec import load_spec, TaskSpec
+from ilrl_ros.core.spec import bundled_tasks, load_spec, TaskSpec
 from ilrl_ros.messages import message_class, reading_from_message
 from ilrl_ros.nodes.params import declare_params, Param
 
 
-TASK = Param('task', 'track_follow', 'Task spec: a bundled task name (track_follow, '
-             'track_follow_camera, pendulum) or a YAML path.')
+TASK = Param('task', 'track_follow', f'Task spec: a bundled task name '
+             f'({", ".join(bundled_tasks())}) or a YAML path.')
 SYNC_TOLERANCE = Param(
     'sync_tolerance_s', -1.0, 'Stamps of the inputs that form one observation must agree to '
     "within this many seconds (a real robot's scan and odometry are not stamped together); "
