@@ -34,7 +34,7 @@ demo: $(STAMP)
 	ROS_DOMAIN_ID=$${ROS_DOMAIN_ID:-42} $(VENV)/bin/ilrl demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
