@@ -199,8 +199,11 @@ def test_a_reset_controller_brings_the_pendulum_to_rest_before_each_episode(tmp_
 
 
 def test_a_lock_step_policy_answers_the_first_observation_after_a_reset_controller(tmp_path):
-    """The episode's first observation can reach the policy before the start event, while it
-    still yields to the reset controller; a lock-step robot waits for its answer."""
+    """A lock-step robot waits for the answer to the episode's first observation.
+
+    That observation can reach the policy before the start event, while it still yields to
+    the reset controller.
+    """
     from ilrl_ros.graph import Graph, GraphConfig
     task = pendulum_variant(tmp_path, 'pendulum_short', termination={'timeout_s': 1.0})
     checkpoint = constant_checkpoint(tmp_path / 'push', task, 0.5)
