@@ -1,6 +1,7 @@
 """Every field of an algorithm's config is a flag of `ilrl train <algorithm>`, with its doc."""
 
 import dataclasses
+import functools
 
 from hypothesis import given, strategies as st
 import pytest
@@ -68,10 +69,17 @@ def test_a_malformed_value_is_a_usage_error(capsys):
     assert 'expected int values separated by commas' in capsys.readouterr().err
 
 
+@functools.cache
+def _parser():
+    # Built once: building the whole `ilrl` parser takes a quarter of a second, and parsing
+    # leaves it unchanged.
+    return build_parser()
+
+
 @given(lr=st.floats(1e-6, 1.0), batch=st.integers(1, 4096),
        hidden=st.lists(st.integers(1, 512), min_size=1, max_size=4).map(tuple))
 def test_generated_values_round_trip_through_the_flags(lr, batch, hidden):
-    args = build_parser().parse_args([
+    args = _parser().parse_args([
         'train', 'td3', '--env', 'Pendulum-v1', '--lr', repr(lr), '--batch-size', str(batch),
         '--hidden', ','.join(map(str, hidden))])
     assert config_overrides(args, args.config_flags) == {

@@ -2,6 +2,7 @@
 
 import argparse
 import ast
+import functools
 import importlib
 import importlib.util
 from pathlib import Path
@@ -116,11 +117,18 @@ configs = st.builds(
     fleet_recorder=st.sampled_from(['per_robot', 'shared']))
 
 
+@functools.cache
+def _sim_parser():
+    # Built once: building the whole `ilrl` parser takes a quarter of a second, and parsing
+    # leaves it unchanged.
+    from ilrl_ros.cli import build_parser
+    return build_parser()
+
+
 @given(configs)
 def test_ilrl_sim_argv_round_trips_every_graph_config(config):
     """What demo and DAgger pass to `ilrl sim` is exactly the graph they described."""
-    from ilrl_ros.cli import build_parser
-    args = build_parser().parse_args(['sim', *sim_argv(config)])
+    args = _sim_parser().parse_args(['sim', *sim_argv(config)])
     assert config_from_flags(args) == config
 
 
