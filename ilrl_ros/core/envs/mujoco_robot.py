@@ -14,14 +14,10 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from ilrl_ros.core.episode import end_flags
-from ilrl_ros.core.episode.reward import RewardFunction
-from ilrl_ros.core.episode.termination import Termination
-from ilrl_ros.core.observation import extract_observation
+from ilrl_ros.core.envs.spec_env import SpecEnv
 from ilrl_ros.core.readings import JointReading
 from ilrl_ros.core.spec import FINGERTIP_JOINTS, SpecError, TaskSpec
 
-START_NS = 1_000_000_000
 # MuJoCo's codes (mjtJoint, mjtTrn) for the joints a JointState can carry (one value each)
 # and for an actuator that drives a joint.
 _SLIDE, _HINGE = 2, 3
@@ -146,13 +142,11 @@ def check_against_model(spec: TaskSpec, env) -> tuple:
     return joints, index
 
 
-class MujocoRobotEnv(gym.Env):
+class MujocoRobotEnv(SpecEnv):
     """Gymnasium environment for a ``robot.sim: mujoco`` task spec."""
 
-    metadata = {'render_modes': []}
-
     def __init__(self, spec: TaskSpec):
-        self.spec = spec
+        super().__init__(spec)
         self.sim = make_mujoco_env(spec.sim_params['env'])
         self.joints, self._actuator_of_field = check_against_model(spec, self.sim)
         sources = [s.name for s in spec.sources.values() if s.kind == 'joint_state']
@@ -160,16 +154,6 @@ class MujocoRobotEnv(gym.Env):
             raise SpecError(f'sources: a mujoco robot publishes one joint_state source; the '
                             f'spec declares {len(sources)}')
         self.source = sources[0]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (spec.observation.size,),
-                                                np.float32)
-        self.action_space = gym.spaces.Box(spec.action.low.astype(np.float32),
-                                           spec.action.high.astype(np.float32))
-        self.reward_fn = RewardFunction(spec)
-        self.termination = Termination(spec)
-        self.stamp_ns = START_NS
-        self.dt_ns = int(round(1e9 / spec.control_rate_hz))
-        self._readings = {}
-        self._previous_command = None
 
     def readings(self) -> dict:
         data = self.sim.data
@@ -178,10 +162,6 @@ class MujocoRobotEnv(gym.Env):
                                velocity=data.qvel[self.joints.dof].copy(),
                                effort=data.qfrc_actuator[self.joints.dof].copy())
         return {self.source: reading}
-
-    def current_readings(self) -> dict:
-        """The readings the last observation was built from (what an expert labels)."""
-        return dict(self._readings)
 
     def controls(self, command: np.ndarray) -> np.ndarray:
         """The actuator controls (MuJoCo's ``ctrl``, actuator order) of a command."""
@@ -197,25 +177,12 @@ class MujocoRobotEnv(gym.Env):
             # (qpos, qvel): a start state of one's choosing (tests, reset controllers).
             qpos, qvel = (np.asarray(v, dtype=np.float64) for v in options['state'])
             self.sim.set_state(qpos, qvel)
-        self._previous_command = None
-        self.stamp_ns += self.dt_ns
-        self._readings = self.readings()
-        self.reward_fn.reset(self._readings)
-        self.termination.reset(self._readings, self.stamp_ns)
-        return extract_observation(self.spec, self._readings), {'outcome': None}
+        return self.start_episode(), {'outcome': None}
 
     def step(self, action):
-        command = self.spec.action.clip(action)
-        if self.spec.action.max_delta is not None:
-            command = self.spec.action.limit_change(self._previous_command, command)
-            self._previous_command = command
+        command = self.command(action)
         _, gym_reward, gym_terminated, _, _ = self.sim.step(self.controls(command))
-        self.stamp_ns += self.dt_ns
-        before, self._readings = self._readings, self.readings()
-        reward, terms = self.reward_fn.step(before, command, self._readings)
-        outcome = self.termination.check(self._readings, self.stamp_ns)
-        obs = extract_observation(self.spec, self._readings)
-        terminated, truncated = end_flags(outcome, self.termination.timed_out)
+        obs, reward, terminated, truncated, outcome, terms = self.finish_step(command)
         # gymnasium's own reward and termination, for comparison with the spec's.
         info = {'outcome': outcome, 'reward_terms': terms,
                 'gymnasium': {'reward': float(gym_reward), 'terminated': bool(gym_terminated)}}

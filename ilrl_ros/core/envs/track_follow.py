@@ -6,21 +6,14 @@ shows. Gymnasium API; observation, reward and termination all come from the task
 
 import math
 
-import gymnasium as gym
 import numpy as np
 
 from ilrl_ros.core.envs.camera import CameraConfig, TrackCamera
-from ilrl_ros.core.episode import end_flags
-from ilrl_ros.core.episode.reward import RewardFunction
-from ilrl_ros.core.episode.termination import Termination
-from ilrl_ros.core.observation import extract_observation
+from ilrl_ros.core.envs.spec_env import SpecEnv
 from ilrl_ros.core.readings import ImageReading, OdomReading, ScanReading
 from ilrl_ros.core.spec import TaskSpec
 from ilrl_ros.core.world import make_world
 from ilrl_ros.core.world.track_geometry import diff_drive_step
-
-# Stamps start at 1 s: a ROS time of zero means 'unset' to several tools.
-START_NS = 1_000_000_000
 
 
 def _pair(value, key: str) -> np.ndarray:
@@ -33,15 +26,13 @@ def _pair(value, key: str) -> np.ndarray:
     return np.broadcast_to(values, (2,)).copy()
 
 
-class TrackFollowEnv(gym.Env):
+class TrackFollowEnv(SpecEnv):
     """Gymnasium environment for the ``track_follow`` task spec."""
-
-    metadata = {'render_modes': []}
 
     def __init__(self, spec: TaskSpec):
         params = spec.sim_params
-        self.spec = spec
         self.track = make_world(spec)
+        super().__init__(spec, self.track)
         self.robot_radius = float(params.get('robot_radius', 0.105))
         rays = int(params.get('scan_rays', 360))
         self.scan_range_max = float(params.get('scan_range_max', 3.5))
@@ -55,23 +46,12 @@ class TrackFollowEnv(gym.Env):
         self.scan_angle_min = -math.pi
         self.scan_increment = 2.0 * math.pi / rays
         self.scan_angles = self.scan_angle_min + self.scan_increment * np.arange(rays)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (spec.observation.size,),
-                                                np.float32)
-        self.action_space = gym.spaces.Box(spec.action.low.astype(np.float32),
-                                           spec.action.high.astype(np.float32))
-        self.reward_fn = RewardFunction(spec, self.track)
-        self.termination = Termination(spec, self.track)
         self.sources = {s.kind: s.name for s in spec.sources.values()}
         # The camera is rendered only for a task that has one (it costs a raycast per column).
         self.camera = TrackCamera(self.track, CameraConfig.from_params(params)) \
             if 'image' in self.sources else None
-        self.stamp_ns = START_NS
-        self.dt_ns = int(round(1e9 / spec.control_rate_hz))
         self.pose = (0.0, 0.0, 0.0)
         self.velocity = (0.0, 0.0)
-        self._readings = {}
-        # The last command, for the spec's rate limit (action.max_delta); None after a reset.
-        self._previous_command = None
 
     def readings(self) -> dict:
         """Return the sensor readings of the current state, keyed by source name."""
@@ -97,10 +77,6 @@ class TrackFollowEnv(gym.Env):
                 encoding='mono8', data=pixels)
         return out
 
-    def current_readings(self) -> dict:
-        """The readings the last observation was built from (what an expert labels)."""
-        return dict(self._readings)
-
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         options = options or {}
@@ -110,20 +86,10 @@ class TrackFollowEnv(gym.Env):
             self.pose = self.track.sample_start(self.np_random, self.start_max_lateral,
                                                 self.start_max_heading_error)
         self.velocity = (0.0, 0.0)
-        self._previous_command = None
-        # Time never goes backwards across resets, as on a robot.
-        self.stamp_ns += self.dt_ns
-        self._readings = self.readings()
-        self.reward_fn.reset(self._readings)
-        self.termination.reset(self._readings, self.stamp_ns)
-        return extract_observation(self.spec, self._readings), self._info(None, {})
+        return self.start_episode(), self._info(None, {})
 
     def step(self, action):
-        command = self.spec.action.clip(action)
-        if self.spec.action.max_delta is not None:
-            # The same rate limit as the policy node's: the limited command is what acts.
-            command = self.spec.action.limit_change(self._previous_command, command)
-            self._previous_command = command
+        command = self.command(action)
         named = dict(zip(self.spec.action.fields, command))
         v, w = named.get('linear.x', 0.0), named.get('angular.z', 0.0)
         if self.actuation_noise_std.any():
@@ -131,12 +97,7 @@ class TrackFollowEnv(gym.Env):
         x, y, yaw = diff_drive_step(*self.pose, v, w, self.dt_ns / 1e9)
         self.pose = (x, y, yaw)
         self.velocity = (v, w)
-        self.stamp_ns += self.dt_ns
-        before, self._readings = self._readings, self.readings()
-        reward, terms = self.reward_fn.step(before, command, self._readings)
-        outcome = self.termination.check(self._readings, self.stamp_ns)
-        terminated, truncated = end_flags(outcome, self.termination.timed_out)
-        obs = extract_observation(self.spec, self._readings)
+        obs, reward, terminated, truncated, outcome, terms = self.finish_step(command)
         return obs, reward, terminated, truncated, self._info(outcome, terms)
 
     def _info(self, outcome, terms) -> dict:
