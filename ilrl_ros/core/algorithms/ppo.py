@@ -46,22 +46,18 @@ PPO_PRESETS = {
 
 
 @dataclass
-class PPOConfig(RLConfig):
-    """PPO settings (defaults: Stable-Baselines3's PPO; ``for_env`` gives the zoo's tuned ones)."""
+class ClippedUpdateConfig(RLConfig):
+    """What every PPO variant sets: how much it collects, its clipped update and optimiser.
 
-    presets: ClassVar[dict] = PPO_PRESETS
-    positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'num_steps', 'batch_size',
-                                        'epochs')
+    ``PPOConfig`` and ``ppo_recurrent.RecurrentPPOConfig`` add their rollout and network.
+    """
+
     fraction_fields: ClassVar[tuple] = ('gamma', 'gae_lambda')
 
     total_steps: int = 100_000
     """Environment steps (over all environments); the last update may overshoot."""
     num_envs: int = 1
     """Environments stepped together."""
-    num_steps: int = 2048
-    """Vector steps per rollout; a rollout has num_steps * num_envs transitions."""
-    batch_size: int = 64
-    """Transitions per minibatch."""
     epochs: int = 10
     """Passes over each rollout."""
     lr: float = 3e-4
@@ -74,36 +70,49 @@ class PPOConfig(RLConfig):
     """GAE lambda: 0 is one-step TD, 1 Monte Carlo."""
     clip_range: float = 0.2
     """Surrogate clipping: the ratio is kept within 1 +/- clip_range."""
-    clip_schedule: str = 'constant'
-    """'constant', or 'linear' (annealed to 0 over the run)."""
-    clip_range_vf: Optional[float] = None
-    """Clip the value update to this distance from the rollout's values; None: no clip."""
-    normalize_advantage: bool = True
-    """Standardise advantages within each minibatch."""
     ent_coef: float = 0.0
     """Weight of the entropy bonus."""
     vf_coef: float = 0.5
     """Weight of the value loss."""
     max_grad_norm: float = 0.5
     """Clip the global gradient norm to this."""
+    activation: str = 'tanh'
+    """Activation between hidden layers: tanh, relu or elu."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy."""
+    seed: int = 0
+    """Seed for the network, the sampling and the environments."""
+
+
+@dataclass
+class PPOConfig(ClippedUpdateConfig):
+    """PPO settings (defaults: Stable-Baselines3's PPO; ``for_env`` gives the zoo's tuned ones)."""
+
+    presets: ClassVar[dict] = PPO_PRESETS
+    positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'num_steps', 'batch_size',
+                                        'epochs')
+
+    num_steps: int = 2048
+    """Vector steps per rollout; a rollout has num_steps * num_envs transitions."""
+    batch_size: int = 64
+    """Transitions per minibatch."""
+    clip_schedule: str = 'constant'
+    """'constant', or 'linear' (annealed to 0 over the run)."""
+    clip_range_vf: Optional[float] = None
+    """Clip the value update to this distance from the rollout's values; None: no clip."""
+    normalize_advantage: bool = True
+    """Standardise advantages within each minibatch."""
     target_kl: Optional[float] = None
     """Stop an update after an epoch whose last minibatch's approximate KL passes 1.5 times
     this; None: never."""
     hidden: tuple = (64, 64)
     """Hidden widths of the actor and (separately) the critic."""
-    activation: str = 'tanh'
-    """Activation between hidden layers: tanh, relu or elu."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of a Gaussian policy."""
     ortho_init: bool = True
     """Orthogonal initialisation of the weights."""
     normalize_observations: bool = True
     """Keep running observation statistics in the network and normalise with them."""
     normalize_rewards: bool = False
     """Scale rewards by the running std of the discounted return (VecNormalize's)."""
-    seed: int = 0
-    """Seed for the network, the sampling and the environments."""
-
 
 def clipped_surrogate_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor,
                            advantages: torch.Tensor, clip_range: float) -> torch.Tensor:

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from ilrl_ros.core.device import resolve_device
-from ilrl_ros.core.algorithms.ppo import clipped_surrogate_loss, ppo_diagnostics
+from ilrl_ros.core.algorithms.ppo import (clipped_surrogate_loss, ClippedUpdateConfig,
+                                          ppo_diagnostics)
 from ilrl_ros.core.networks.memory import check_memory, MemoryActorCritic
-from ilrl_ros.core.rl.configs import config_dict, RLConfig
+from ilrl_ros.core.rl.configs import config_dict
 from ilrl_ros.core.rl.gae import gae
 from ilrl_ros.core.rl.losses import explained_variance
 from ilrl_ros.core.rl.optim import clip_grad_norm, Optimizer, schedule
@@ -41,13 +42,12 @@ RECURRENT_PPO_PRESETS = {
 
 
 @dataclass
-class RecurrentPPOConfig(RLConfig):
-    """Recurrent PPO settings: ``ppo.PPOConfig``'s, a memory, and the sequence length."""
+class RecurrentPPOConfig(ClippedUpdateConfig):
+    """Recurrent PPO settings: PPO's clipped update, a memory, and the sequence length."""
 
     presets: ClassVar[dict] = RECURRENT_PPO_PRESETS
     positive_fields: ClassVar[tuple] = ('total_steps', 'num_envs', 'num_steps', 'batch_size',
                                         'epochs', 'seq_len')
-    fraction_fields: ClassVar[tuple] = ('gamma', 'gae_lambda')
 
     memory: str = 'gru'
     """'gru' (a recurrent actor and critic) or 'stack' (each sees the last ``history``
@@ -58,40 +58,12 @@ class RecurrentPPOConfig(RLConfig):
     """Hidden units of each 'gru' memory (1 to 4096)."""
     seq_len: int = 32
     """Steps per training sequence (backpropagation through time is cut there)."""
-    total_steps: int = 100_000
-    """Environment steps (over all environments); the last update may overshoot."""
-    num_envs: int = 1
-    """Environments stepped together."""
     num_steps: int = 2048
     """Vector steps per rollout (a multiple of seq_len is used fully; the rest is cut)."""
     batch_size: int = 256
     """Steps per minibatch, in whole sequences (at least one)."""
-    epochs: int = 10
-    """Passes over each rollout."""
-    lr: float = 3e-4
-    """Adam learning rate at the start."""
-    lr_schedule: str = 'constant'
-    """'constant', or 'linear' (annealed to 0 over the run)."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
-    """GAE lambda: 0 is one-step TD, 1 Monte Carlo."""
-    clip_range: float = 0.2
-    """Surrogate clipping: the ratio is kept within 1 +/- clip_range."""
-    ent_coef: float = 0.0
-    """Weight of the entropy bonus."""
-    vf_coef: float = 0.5
-    """Weight of the value loss."""
-    max_grad_norm: float = 0.5
-    """Clip the global gradient norm to this."""
     hidden: tuple = (64, 64)
     """Hidden widths of the actor's and the critic's MLP on their memory."""
-    activation: str = 'tanh'
-    """Activation between hidden layers: tanh, relu or elu."""
-    log_std_init: float = 0.0
-    """Initial log standard deviation of the Gaussian policy."""
-    seed: int = 0
-    """Seed for the network, the sampling and the environments."""
 
     def __post_init__(self):
         super().__post_init__()
