@@ -8,6 +8,7 @@ episode step by step, slips included, as the slides do.
 
 import argparse
 
+from ilrl_ros.cli.common import grid_cell
 from ilrl_ros.cli.config_flags import add_config_flags, config_overrides
 
 METHODS = ('value-iteration', 'policy-iteration', 'q-learning')
@@ -22,15 +23,6 @@ EXAMPLES = """examples:
   ilrl gridworld --replay --replay-policy random --replay-steps 15
   ilrl gridworld --living-reward -2 --gamma 0.9 --noise 0.1
 """
-
-
-def _cell(text: str) -> tuple:
-    try:
-        column, row = (int(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a cell as column,row, e.g. 1,1; got '
-                                         f'{text!r}') from None
-    return column, row
 
 
 def _positive(text: str) -> int:
@@ -181,7 +173,7 @@ def add_to(sub) -> None:
                    'actions (default: %(default)s)')
     p.add_argument('--replay-steps', type=_positive, default=30,
                    help='stop the replay after this many steps (default: %(default)s)')
-    p.add_argument('--start', type=_cell, default=None, metavar='COLUMN,ROW',
+    p.add_argument('--start', type=grid_cell, default=None, metavar='COLUMN,ROW',
                    help='start cell of the replay, e.g. 1,1 (default: drawn at random)')
     world_flags = add_config_flags(p, GridworldConfig, title='the gridworld',
                                    skip=('width', 'height', 'walls', 'terminals', 'start'))

@@ -6,6 +6,7 @@ A sub-command of `ilrl train` (added by ``train.add_to``); the algorithm is
 
 import argparse
 
+from ilrl_ros.cli.common import grid_cell
 from ilrl_ros.cli.config_flags import add_config_flags, config_overrides
 
 ABOUT = ('tabular maximum causal entropy IRL (Ziebart et al. 2008, 2010)',
@@ -25,15 +26,6 @@ def _floats(text: str) -> tuple:
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected numbers separated by commas, e.g. '
                                          f'-1,0.5,1; got {text!r}') from None
-
-
-def _cell(text: str) -> tuple:
-    try:
-        column, row = (int(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a cell column,row, e.g. 6,6; got '
-                                         f'{text!r}') from None
-    return column, row
 
 
 def cmd_train_irl(args) -> int:
@@ -73,7 +65,7 @@ def add_parser(algos) -> None:
                    help="the demonstrator's true weight of each colour, comma-separated, "
                    'written --weights=-1,0.5 when the first is negative (default: drawn '
                    'from --seed)')
-    p.add_argument('--exit', type=_cell, default=None,
+    p.add_argument('--exit', type=grid_cell, default=None,
                    help='the exit cell column,row from 1,1 at the bottom left (default: the '
                    'top right corner)')
     p.add_argument('--log-dir', default=None, help='CSV/PNG/TensorBoard log folder')
