@@ -64,14 +64,18 @@ def run_bc(args) -> list:
                 result = train(data, config)
                 score = evaluate_policy(make_env(spec), result.policy,
                                         episodes=args.eval_episodes, seed=10_000 + seed)
-                rows.append({'learner': 'bc', 'task': task, 'memory': memory,
-                             'label': label, 'seed': seed,
-                             'mean_return': score.mean_return,
-                             'success_rate': float(np.mean([e.success
-                                                            for e in score.episodes])),
-                             'train_s': result.seconds})
+                rows.append(_row('bc', task, memory, label, seed, score, result.seconds))
                 print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _row(learner: str, task: str, memory: str, label: str, seed: int, score,
+         seconds: float) -> dict:
+    """One table row: the run's evaluation (mean return, success rate) and training time."""
+    return {'learner': learner, 'task': task, 'memory': memory, 'label': label, 'seed': seed,
+            'mean_return': score.mean_return,
+            'success_rate': float(np.mean([e.success for e in score.episodes])),
+            'train_s': seconds}
 
 
 def run_rl(args) -> list:
@@ -88,12 +92,8 @@ def run_rl(args) -> list:
                 run = train_rl('recurrent_ppo', task=task, steps=args.rl_steps, seed=seed,
                                eval_episodes=args.eval_episodes, overrides=overrides)
                 score = run.evaluation
-                rows.append({'learner': 'recurrent_ppo', 'task': task, 'memory': memory,
-                             'label': label, 'seed': seed,
-                             'mean_return': score.mean_return,
-                             'success_rate': float(np.mean([e.success
-                                                            for e in score.episodes])),
-                             'train_s': run.seconds})
+                rows.append(_row('recurrent_ppo', task, memory, label, seed, score,
+                                 run.seconds))
                 print(json.dumps(rows[-1]), flush=True)
     return rows
 
