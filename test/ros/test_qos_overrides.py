@@ -4,6 +4,7 @@ The parameters are rclpy's (``qos_overrides.<topic>.<publisher|subscription>.<po
 a driver's QoS can be matched from the parameter file; tested here with real nodes over DDS.
 """
 
+from hypothesis import given, strategies as st
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -121,3 +122,24 @@ def test_an_override_wins_over_the_recorders_adapted_qos(ros_context, tmp_path):
         assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     finally:
         stop_nodes([talker, recorder], spinner)
+
+
+@given(st.sampled_from(qos.OVERRIDE_POLICIES),
+       st.one_of(st.text(max_size=20), st.integers(-10, 2_000_000), st.booleans(),
+                 st.floats(allow_nan=True), st.none(),
+                 st.sampled_from([c for cs in qos.OVERRIDE_CHOICES.values() for c in cs]
+                                 + ['RELIABLE', 'Best_Effort'])))
+def test_any_override_value_is_a_policy_or_an_error_naming_the_parameter(policy, value):
+    """Whatever a parameter file holds, an override is a valid policy value or refused."""
+    name = qos.override_name('/scan', 'subscription', policy)
+    try:
+        checked = qos._checked(name, policy, value)
+    except ValueError as error:
+        assert name in str(error) and 'expected' in str(error)
+        return
+    profile = QoSProfile(depth=10)
+    setattr(profile, policy, checked)  # rclpy accepts it as that policy
+    if policy == 'depth':
+        assert qos.DEPTH_RANGE[0] <= profile.depth <= qos.DEPTH_RANGE[1]
+    else:
+        assert str(value).lower() in qos.OVERRIDE_CHOICES[policy]
