@@ -8,22 +8,27 @@ accounts with the same ``EpisodeTally`` and ``EpisodeStats``.
 A policy is anything with ``act(observation) -> action`` (a loaded checkpoint, an
 ``ActorCritic``), a torch network whose ``forward`` returns the task's action, or a plain
 function of the observation.
+
+torch is imported only where a network is given: the expert node and the scripted
+rollouts score their episodes here without loading it (about a second per process).
 """
 
 from dataclasses import asdict, dataclass, field
 import math
+import sys
 
 import numpy as np
-import torch
 
 
 class TorchLearner:
     """``act(obs) -> action`` for a network whose ``forward`` returns the task's action."""
 
-    def __init__(self, network: torch.nn.Module):
+    def __init__(self, network):
         self.network = network
 
     def act(self, observation) -> np.ndarray:
+        import torch
+
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
         with torch.no_grad():
             return self.network(obs)[0].numpy().astype(np.float64)
@@ -53,7 +58,9 @@ def as_learner(policy):
     """Return ``policy`` if it has ``act``; wrap a torch network's ``forward`` or a function."""
     if hasattr(policy, 'act'):
         return policy
-    if isinstance(policy, torch.nn.Module):
+    # A torch network means torch is loaded already; sys.modules avoids importing it here.
+    torch = sys.modules.get('torch')
+    if torch is not None and isinstance(policy, torch.nn.Module):
         return TorchLearner(policy)
     if callable(policy):
         return FunctionLearner(policy)
