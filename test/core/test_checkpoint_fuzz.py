@@ -30,6 +30,7 @@ import signal
 import socket
 import stat
 import tempfile
+import time
 
 from hypothesis import event, given, settings, strategies as st
 import numpy as np
@@ -69,13 +70,19 @@ def deadline(seconds: float = 10.0):
     def expire(signum, frame):
         raise Hung(f'still loading after {seconds} s')
 
+    # The suite's own per-test timeout (pytest-timeout) uses the same timer: it is put back,
+    # less the time this block took, afterwards.
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(outer - (time.monotonic() - started), 0.001))
 
 
 def mlp_policy(obs_std=1.0, obs_mean=(0.1, -0.2, 0.3), seed=0):
