@@ -32,7 +32,7 @@ from ilrl_testing import constant_checkpoint, node_process, REPO, ros_context
 MCAP_MAGIC = b'\x89MCAP0\r\n'
 KINDS = ('SIGINT', 'SIGTERM', 'SIGINT twice')
 TRIALS_PER_PAIR = 5
-PARALLEL = 4
+PARALLEL = 8
 
 
 class Bench(Node):
