@@ -34,18 +34,30 @@ VERBS = (demo, dagger, sim, convert, bag, export, import_dataset, train, learn, 
          evaluate, info, gridworld)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command=None) -> argparse.ArgumentParser:
+    """The whole ``ilrl`` parser; with ``command``, one that only names the algorithm verbs.
+
+    The algorithm flags of ``train`` and ``learn`` come from config classes whose modules
+    load torch (about 1.4 s): a command line running another verb, or ``ilrl --help``,
+    starts without them.
+    """
     parser = argparse.ArgumentParser(
         prog='ilrl', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for verb in VERBS:
-        verb.add_to(sub)
+        if verb in (train, learn) and command is not None:
+            verb.add_to(sub, algorithms=verb.__name__.rsplit('.', 1)[1] == command)
+        else:
+            verb.add_to(sub)
     return parser
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # The verb is the first word (`ilrl` has no options of its own but --help).
+    command = next((word for word in words if not word.startswith('-')), '')
+    args = build_parser(command).parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as error:

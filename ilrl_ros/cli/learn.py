@@ -72,12 +72,14 @@ def cmd_learn(args) -> int:
     return 0
 
 
-def add_to(sub) -> None:
-    """Add this verb's parser to the ``ilrl`` sub-commands."""
-    from ilrl_ros.cli.train import _config_class
-    from ilrl_ros.core.rl.learners import OFF_POLICY
+def add_to(sub, algorithms: bool = True) -> None:
+    """Add this verb's parser to the ``ilrl`` sub-commands (``algorithms``: as train's)."""
     p = sub.add_parser('learn', help='reinforcement learning on the live loop over ROS 2',
                        description=ABOUT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if not algorithms:
+        return
+    from ilrl_ros.cli.train import _config_class
+    from ilrl_ros.core.rl.learners import OFF_POLICY
     algos = p.add_subparsers(dest='algorithm', required=True, metavar='ALGORITHM')
     for name in OFF_POLICY:
         a = algos.add_parser(name, help=f'{name.upper()} on the live loop',

@@ -86,13 +86,19 @@ def cmd_train_rl(args) -> int:
     return 0
 
 
-def add_to(sub) -> None:
-    """Add this verb's parser to the ``ilrl`` sub-commands."""
+def add_to(sub, algorithms: bool = True) -> None:
+    """Add this verb's parser to the ``ilrl`` sub-commands.
+
+    ``algorithms=False`` adds the verb alone, for a command line that runs another verb:
+    the algorithms' flags come from their config classes, whose modules load torch.
+    """
     p = sub.add_parser('train', help='train a policy from a dataset',
                        description='Train with PyTorch and write a checkpoint '
                        '(safetensors + manifest.json), TensorBoard logs, metrics.csv and '
                        'curves.png: behavior cloning from a dataset, or reinforcement '
                        'learning on a task.')
+    if not algorithms:
+        return
     algos = p.add_subparsers(dest='algorithm', required=True, metavar='ALGORITHM')
     b = algos.add_parser('bc', help='behavior cloning',
                          description='Behavior cloning (Gaussian maximum likelihood or '
