@@ -98,21 +98,18 @@ class Operator:
             raise OperatorError(f'{node} refused {name}={value!r}: {result.reason}')
 
     def restart_episode(self, manager: str = 'episode_manager') -> int:
-        """Abort the running episode and reset; return the number of the aborted episode.
+        """Abort the running episode and reset; return the number of the last episode begun.
 
-        Results of episodes numbered above it are of episodes started after this call.
+        That is the aborted episode, or, when none was running, the last that ran (the
+        manager's answer names it first). Results of episodes numbered above it are of
+        episodes started after this call.
         """
         message = self.trigger(f'{manager}/restart', retry_s=10.0)
-        if message == 'resetting':
-            # No episode was running (e.g. before the first): every episode that ends from
-            # now on starts after this call; the results already out (latched) say which
-            # number the last one had.
-            self.spin_for(0.3)
-            return max((int(r['episode']) for r in self.results), default=0)
         found = re.search(r'episode (\d+)', message)
         if found is None:
             raise OperatorError(f'{manager}/restart answered {message!r}; expected '
-                                "'episode <n> aborted; resetting'")
+                                "'episode <n> aborted; resetting' or 'episode <n> was the "
+                                "last to run; ...'")
         return int(found.group(1))
 
     def wait_episodes(self, count: int, label: str, timeout_s: float,
