@@ -46,9 +46,12 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
         print(f'[2/6] recording to {bag}; the expert drives {demo_episodes} episodes',
               flush=True)
         operator.set_parameter('expert', 'drive', True)
-        operator.trigger('episode_manager/restart')
+        # The graph may still be in its start-up reset: the restart waits for it, and only
+        # episodes begun after it count.
+        begun = operator.restart_episode()
         expert_results = operator.wait_episodes(demo_episodes, 'expert',
-                                                episode_timeout * demo_episodes)
+                                                episode_timeout * demo_episodes,
+                                                after_episode=begun)
         operator.set_parameter('expert', 'drive', False)
         stopped = operator.trigger('demo_recorder/stop')
         print(f'    recorder: {stopped}', flush=True)
@@ -69,10 +72,11 @@ def run_demo(out: Path, task: str = 'track_follow', demo_episodes: int = 4,
 
         print('[5/6] swapping the checkpoint into the running policy node', flush=True)
         operator.set_parameter('policy', 'checkpoint', str(checkpoint.resolve()))
-        operator.trigger('episode_manager/restart')
+        begun = operator.restart_episode()
         print(f'[6/6] evaluating the policy for {eval_episodes} episodes', flush=True)
         policy_results = operator.wait_episodes(eval_episodes, 'bc',
-                                                episode_timeout * eval_episodes)
+                                                episode_timeout * eval_episodes,
+                                                after_episode=begun)
     finally:
         operator.close()
         rclpy.try_shutdown(context=context)

@@ -104,7 +104,8 @@ class Operator:
         manager's answer names it first). Results of episodes numbered above it are of
         episodes started after this call.
         """
-        message = self.trigger(f'{manager}/restart', retry_s=10.0)
+        # A reset under way (the graph's start-up reset, a slow driven one) is waited out.
+        message = self.trigger(f'{manager}/restart', retry_s=30.0)
         found = re.search(r'episode (\d+)', message)
         if found is None:
             raise OperatorError(f'{manager}/restart answered {message!r}; expected '
