@@ -167,6 +167,7 @@ def test_a_bad_learner_parameter_is_refused_with_its_reason(ros_context, name, v
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # longer than the suite's 240 s by design
 def test_a_short_asynchronous_run_beats_a_random_policy(tmp_path):
     """5000 steps of SAC through the graph (the world at 4x real time, never waiting).
 

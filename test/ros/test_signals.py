@@ -129,6 +129,7 @@ def run_trial(bench, tmp_path, checkpoint, trial: int, node: str, kind: str, del
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # longer than the suite's 240 s by design
 def test_stop_signals_at_random_moments_end_every_node_cleanly_after_zero(tmp_path):
     seed = int(os.environ.get('ILRL_SIGNAL_SEED', '2026'))
     rng = random.Random(seed)
