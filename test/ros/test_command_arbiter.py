@@ -196,7 +196,10 @@ def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
     assert set(values[:first_zero]) == {2.0} and set(values[first_zero:]) == {0.0}
     assert len(values) - first_zero >= 20
     assert status['active'] == 'safety_hold' and status['locks'] == ['safety_hold']
-    assert status['sources']['safety']['forwarded'] == 1
+    # The episode manager's own zero goes out once; the task breaks within a few steps of
+    # the start, which on a busy machine can be before its publisher has matched the
+    # arbiter (that zero is then not delivered, and the hold above keeps the robot at zero).
+    assert status['sources']['safety']['forwarded'] <= 1
 
 
 def test_a_reset_controller_drives_through_the_arbiter_and_yields_at_each_start(tmp_path,
