@@ -77,9 +77,17 @@ def test_expert_driving_with_a_policy_loaded_gives_one_command_per_observation(t
         graph.close()
     stamps = [s for s, _ in commands]
     # Both the expert and the policy answer every observation; the robot gets one answer.
-    assert len(stamps) >= 50 and len(set(stamps)) == len(stamps)
+    # The lock-step sim time starts again with the start-up reset, which the expert may
+    # drive a few steps before: stamps may repeat across that reset, never within a run.
+    runs = [[]]
+    for stamp in stamps:
+        if runs[-1] and stamp < runs[-1][-1]:
+            runs.append([])
+        runs[-1].append(stamp)
+    assert len(stamps) >= 50 and len(runs) <= 2, [run[:3] for run in runs]
+    assert all(len(set(run)) == len(run) for run in runs), runs
     answered = set(stamps) & scans
-    assert len(answered) >= len(stamps) - 1          # (the very first may precede our probe)
+    assert len(answered) >= len(set(stamps)) - 1     # (the very first may precede our probe)
     assert counts['active'] == 'expert' and bench.active[-1] == 'expert'
     sources = counts['sources']
     assert sources['policy']['ignored'] >= 50 and sources['policy']['forwarded'] <= 1
@@ -196,10 +204,13 @@ def test_after_an_unsafe_end_the_policy_is_held_at_zero(tmp_path, ros_context):
     assert set(values[:first_zero]) == {2.0} and set(values[first_zero:]) == {0.0}
     assert len(values) - first_zero >= 20
     assert status['active'] == 'safety_hold' and status['locks'] == ['safety_hold']
-    # The episode manager's own zero goes out once; the task breaks within a few steps of
-    # the start, which on a busy machine can be before its publisher has matched the
-    # arbiter (that zero is then not delivered, and the hold above keeps the robot at zero).
+    # The episode manager's own zero answers the step that left the safe set: it goes out
+    # once, or not at all when the policy's answer to that step reached the arbiter first (a
+    # second answer to one observation is a duplicate). Either way the hold's own zero, sent
+    # as it engages, stopped the robot (asserted above).
     assert status['sources']['safety']['forwarded'] <= 1
+    assert status['sources']['safety']['forwarded'] + \
+        status['sources']['safety']['duplicates'] >= 1
 
 
 def test_a_reset_controller_drives_through_the_arbiter_and_yields_at_each_start(tmp_path,
