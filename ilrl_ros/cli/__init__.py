@@ -52,12 +52,18 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     return parser
 
 
+def command_of(words) -> str:
+    """The verb of an ``ilrl`` command line: its first word that is not an option.
+
+    (``ilrl`` has no options of its own but ``--help``.)
+    """
+    return next((word for word in words if not word.startswith('-')), '')
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     words = sys.argv[1:] if argv is None else list(argv)
-    # The verb is the first word (`ilrl` has no options of its own but --help).
-    command = next((word for word in words if not word.startswith('-')), '')
-    args = build_parser(command).parse_args(argv)
+    args = build_parser(command_of(words)).parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as error:
